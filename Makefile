@@ -1,0 +1,48 @@
+# stratum-operator: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+
+PACKAGES := packages/sharelog/src images/writer/src
+
+.PHONY: help provision demo test test-fast lint fmt bench bench-writer vitess-schema clean
+
+help:
+	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
+	@echo "make test         provision what the tests need, lint, then run every test"
+	@echo "make lint         ruff + mypy --strict"
+	@echo "make bench        every benchmark; JSON lines in bench/results/"
+
+provision:
+	@bash tools/provision.sh
+
+demo: provision
+	$(PY) -m demo
+
+test: provision lint
+	$(PY) -m pytest -q
+
+test-fast: provision
+	$(PY) -m pytest -q -m "not slow"
+
+lint: provision
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(PACKAGES) tests bench demo
+
+fmt: provision
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: bench-writer
+
+bench-writer: provision
+	$(PY) -m bench.writer
+
+# vitess/schema.sql is the MySQL migration history flattened; tests fail when it drifts.
+vitess-schema: provision
+	$(PY) -m stratum_writer.schema_export mysql > vitess/schema.sql
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/results/*.json

@@ -1,0 +1,53 @@
+"""Database backends, chosen by the connection URL's scheme."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from stratum_writer.backends.base import Backend, ErrorKind, StoreResult
+
+__all__ = ["Backend", "ErrorKind", "StoreResult", "open_backend", "redact"]
+
+SCHEMES = {
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "vitess": "mysql",
+    "sqlite": "sqlite",
+}
+
+
+def open_backend(url: str, *, pg_strategy: str = "unnest") -> Backend:
+    """The backend for ``url``. Raises ValueError, with the URL redacted, when it is wrong."""
+    scheme = urlsplit(url).scheme.lower()
+    kind = SCHEMES.get(scheme)
+    if kind is None:
+        known = ", ".join(sorted(SCHEMES))
+        raise ValueError(f"unsupported database URL {redact(url)!r}: scheme must be one of {known}")
+    try:
+        if kind == "postgres":
+            from stratum_writer.backends.postgres import PostgresBackend
+
+            if pg_strategy not in ("unnest", "copy"):
+                raise ValueError(f"unknown PostgreSQL strategy {pg_strategy!r}")
+            return PostgresBackend(url, strategy=pg_strategy)  # type: ignore[arg-type]
+        if kind == "mysql":
+            from stratum_writer.backends.mysql import MySQLBackend
+
+            return MySQLBackend(url.replace("vitess://", "mysql://", 1))
+        from stratum_writer.backends.sqlite import SqliteBackend
+
+        return SqliteBackend(url)
+    except ValueError as exc:
+        raise ValueError(f"bad database URL {redact(url)!r}: {exc}") from None
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()

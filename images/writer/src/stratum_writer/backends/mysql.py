@@ -1,0 +1,224 @@
+"""MySQL, MariaDB and Vitess (through vtgate) via aiomysql.
+
+Shares go in as multi-row ``INSERT ... ON DUPLICATE KEY UPDATE share_id = share_id``
+rather than ``INSERT IGNORE``: both skip a share_id that exists, but IGNORE also turns
+real errors (a value too long, a bad number) into warnings and stores a clipped row,
+which would hide a poison event inside the payouts instead of dead-lettering it. Every
+row carries ``shard_key``, so vtgate routes each row to its shard.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiomysql
+import pymysql
+from sharelog.event import FIELDS, Row
+
+from stratum_writer.backends.base import Backend, ErrorKind, Transaction, load_migrations
+from stratum_writer.backends.sql_literals import row_literal, stats_literal
+from stratum_writer.rollup import MinuteStats
+
+_CHUNK = 1000  # rows per statement: well under max_allowed_packet, big enough to amortize
+_INSERT = (
+    f"INSERT INTO share_events ({', '.join(FIELDS)}) VALUES {{values}} "
+    "ON DUPLICATE KEY UPDATE share_id = share_id"
+)
+_UPSERT = (
+    "INSERT INTO worker_stats_minute (pool, user_identity, worker, minute, shard_key, "
+    "accepted, rejected, stale, accepted_difficulty) VALUES {values} "
+    "ON DUPLICATE KEY UPDATE accepted = accepted + VALUES(accepted), "
+    "rejected = rejected + VALUES(rejected), stale = stale + VALUES(stale), "
+    "accepted_difficulty = accepted_difficulty + VALUES(accepted_difficulty)"
+)
+_BOOTSTRAP = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,"
+    " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+_MIGRATION_LOCK = "stratum_schema_migrations"
+
+# MySQL error numbers by what the writer does about them.
+_OUTAGE = {1021, 1040, 1044, 1045, 1046, 1049, 1053, 1114, 1146, 1290, 1927, 2002, 2003,
+           2005, 2006, 2013, 2026, 2055}  # fmt: skip
+_TRANSIENT = {1205, 1213}
+_DATA = {1048, 1062, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1416, 1690, 3819, 4025}
+
+
+def parse_url(url: str) -> dict[str, Any]:
+    """aiomysql keyword arguments from ``mysql://user:pass@host:port/db?ssl-mode=...``.
+
+    ssl-mode follows the MySQL client: DISABLED, PREFERRED (the default: TLS is not
+    forced), REQUIRED (encrypted, not verified), VERIFY_CA, VERIFY_IDENTITY; ``ssl-ca``
+    names a CA bundle file.
+    """
+    parts = urlsplit(url)
+    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict[str, Any] = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "db": unquote(parts.path.lstrip("/")) or None,
+    }
+    mode = query.get("ssl-mode", query.get("sslmode", "PREFERRED")).upper()
+    if mode in {"REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"}:
+        ctx = ssl.create_default_context(cafile=query.get("ssl-ca"))
+        ctx.check_hostname = mode == "VERIFY_IDENTITY"
+        if mode == "REQUIRED":
+            ctx.verify_mode = ssl.CERT_NONE
+        kwargs["ssl"] = ctx
+    elif mode not in {"DISABLED", "PREFERRED"}:
+        raise ValueError(f"unknown ssl-mode {mode!r}")
+    return kwargs
+
+
+class _MyTransaction(Transaction):
+    def __init__(self, conn: aiomysql.Connection) -> None:
+        self.conn = conn
+
+    async def _execute(self, sql: str) -> int:
+        async with self.conn.cursor() as cur:
+            await cur.execute(sql)
+            return int(cur.rowcount)
+
+    async def insert_all(self, rows: Sequence[Row]) -> int:
+        inserted = 0
+        for i in range(0, len(rows), _CHUNK):
+            values = ",".join(map(row_literal, rows[i : i + _CHUNK]))
+            inserted += await self._execute(_INSERT.format(values=values))
+        return inserted
+
+    async def insert_new(self, rows: Sequence[Row]) -> list[Row]:
+        existing: set[bytes] = set()
+        for i in range(0, len(rows), _CHUNK):
+            ids = ",".join(f"X'{row[0].hex()}'" for row in rows[i : i + _CHUNK])
+            async with self.conn.cursor() as cur:
+                # FOR UPDATE locks the ids (and the gaps where absent ones would go), so no
+                # concurrent writer can slip the same share in between this and the insert.
+                await cur.execute(
+                    f"SELECT share_id FROM share_events WHERE share_id IN ({ids}) FOR UPDATE"
+                )
+                existing.update(bytes(r[0]) for r in await cur.fetchall())
+        new = [row for row in rows if row[0] not in existing]
+        if new:
+            await self.insert_all(new)
+        return new
+
+    async def upsert_rollups(self, stats: list[MinuteStats]) -> None:
+        for i in range(0, len(stats), _CHUNK):
+            values = ",".join(map(stats_literal, stats[i : i + _CHUNK]))
+            await self._execute(_UPSERT.format(values=values))
+
+    async def restart(self) -> None:
+        await self.conn.rollback()
+        await self.conn.begin()
+
+
+class MySQLBackend(Backend):
+    dialect = "mysql"
+
+    def __init__(self, url: str) -> None:
+        self.options = parse_url(url)
+        self._pool: aiomysql.Pool | None = None
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "charset": "utf8mb4",
+            "autocommit": False,
+            "connect_timeout": 10,
+            # Strict mode: a bad value is an error we dead-letter, never a silent clip.
+            "init_command": "SET time_zone = '+00:00', "
+            "sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION'",
+        }
+
+    async def connect(self, pool_size: int) -> None:
+        self._pool = await aiomysql.create_pool(
+            minsize=1, maxsize=max(pool_size, 1), pool_recycle=3600, **self._connect_kwargs()
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._pool is None:
+            raise ConnectionError("backend is not connected")
+        async with self._pool.acquire() as conn:
+            await conn.begin()
+            try:
+                yield _MyTransaction(conn)
+                await conn.commit()
+            except BaseException:
+                try:
+                    await conn.rollback()
+                except Exception:  # noqa: S110 - the connection is gone; the pool drops it
+                    pass
+                raise
+
+    async def migrate(self) -> list[int]:
+        conn = await aiomysql.connect(**{**self._connect_kwargs(), "autocommit": True})
+        try:
+            async with conn.cursor() as cur:
+                # MySQL DDL is not transactional: a named lock makes concurrent Jobs take
+                # turns, and each migration is recorded right after its statements.
+                await cur.execute("SELECT GET_LOCK(%s, 300)", (_MIGRATION_LOCK,))
+                await cur.execute(_BOOTSTRAP)
+                await cur.execute("SELECT version FROM schema_migrations")
+                done = {r[0] for r in await cur.fetchall()}
+                applied = []
+                for m in load_migrations(self.dialect):
+                    if m.version in done:
+                        continue
+                    for statement in m.statements():
+                        await cur.execute(statement)
+                    await cur.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (m.version, m.name),
+                    )
+                    applied.append(m.version)
+                await cur.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
+                return applied
+        finally:
+            conn.close()
+
+    async def schema_version(self) -> int:
+        if self._pool is None:
+            raise ConnectionError("backend is not connected")
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            try:
+                await cur.execute("SELECT max(version) FROM schema_migrations")
+            except pymysql.err.ProgrammingError:
+                return 0
+            row = await cur.fetchone()
+            await conn.commit()
+            return int(row[0] or 0)
+
+    def classify(self, exc: BaseException) -> ErrorKind:
+        if isinstance(exc, TypeError | ValueError | OverflowError):
+            return ErrorKind.DATA  # our literal builder refused the value
+        if isinstance(exc, pymysql.err.MySQLError) and exc.args:
+            code = exc.args[0]
+            if code in _TRANSIENT:
+                return ErrorKind.TRANSIENT
+            if code in _DATA:
+                return ErrorKind.DATA
+            if code in _OUTAGE or isinstance(exc, pymysql.err.InterfaceError):
+                return ErrorKind.OUTAGE
+            if isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
+                return ErrorKind.DATA
+            if isinstance(exc, pymysql.err.OperationalError):
+                return ErrorKind.OUTAGE
+            return ErrorKind.TRANSIENT
+        if isinstance(exc, OSError | ConnectionError | TimeoutError | pymysql.err.InterfaceError):
+            return ErrorKind.OUTAGE
+        return ErrorKind.TRANSIENT

@@ -1,0 +1,214 @@
+"""``stratum-writer``: run (drain the spool), migrate (apply the schema), replay (dead letters).
+
+Exit codes: 0 done, 1 replay left shares that still fail, 2 bad configuration or a
+database that cannot be reached at start, 3 the schema is not migrated.
+Every failure at start is one line on stderr naming the cause, never the password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sharelog import logfmt
+from sharelog.spool import SpoolReader
+
+from stratum_writer import __version__
+from stratum_writer.backends import Backend, open_backend, redact
+from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
+from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
+from stratum_writer.delivery import Delivery, describe
+from stratum_writer.drain import Drainer
+from stratum_writer.metrics import WriterMetrics
+from stratum_writer.status_server import StatusServer
+
+log = logging.getLogger("stratum_writer")
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stratum-writer", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"stratum-writer {__version__}")
+    p.add_argument("--config", type=Path, help="JSON settings file (the operator's ConfigMap)")
+    p.add_argument("--database-url-file", type=Path, help="file holding the connection URL")
+    p.add_argument("--spool", dest="spool_dir", type=Path, help="spool directory")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="drain the spool into the database until SIGTERM")
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--batch-timeout-ms", type=int)
+    run.add_argument("--workers", type=int)
+    run.add_argument("--max-workers", type=int)
+    run.add_argument("--workers-file", type=Path)
+    run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz")
+    run.add_argument("--drain-timeout", dest="drain_timeout_s", type=float)
+    run.add_argument("--dead-letter-file", type=Path)
+    run.add_argument("--pg-strategy", choices=["unnest", "copy"])
+    run.add_argument("--migrate", action="store_true", help="apply migrations first")
+    sub.add_parser("migrate", help="apply pending schema migrations, then exit")
+    replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
+    replay.add_argument("file", type=Path)
+    return p
+
+
+async def _connect(config: WriterConfig, pool_size: int) -> tuple[Backend, str]:
+    url = database_url(config)
+    try:
+        backend = open_backend(url, pg_strategy=config.pg_strategy)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        await asyncio.wait_for(backend.connect(pool_size), 15)
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported as one line
+        raise StartupError(f"cannot connect to {redact(url)}: {describe(exc)}") from None
+    return backend, url
+
+
+async def _migrate(config: WriterConfig) -> int:
+    backend, url = await _connect(config, 1)
+    try:
+        applied = await backend.migrate()
+        version = await backend.schema_version()
+    except Exception as exc:  # noqa: BLE001
+        raise StartupError(f"migration failed on {redact(url)}: {describe(exc)}") from None
+    finally:
+        await backend.close()
+    log.info("schema at version %d; applied now: %s", version, applied or "none")
+    print(f"schema version {version} (applied: {', '.join(map(str, applied)) or 'none'})")
+    return 0
+
+
+async def _run(config: WriterConfig, migrate_first: bool) -> int:
+    backend, url = await _connect(config, config.max_workers)
+    metrics = WriterMetrics()
+    try:
+        if migrate_first or backend.dialect == "sqlite":
+            await backend.migrate()
+        version = await backend.schema_version()
+    except Exception as exc:  # noqa: BLE001
+        await backend.close()
+        raise StartupError(f"cannot read the schema on {redact(url)}: {describe(exc)}") from None
+    if version == 0:
+        await backend.close()
+        raise StartupError(
+            f"the schema on {redact(url)} is not migrated: run 'stratum-writer migrate'", 3
+        )
+    metrics.schema_version.set(version)
+    metrics.backend_up.set(1)
+    reader = SpoolReader(config.spool_dir)
+    dead_letters = DeadLetterFile(config.dead_letters)
+    drainer: Drainer | None = None
+    delivery = Delivery(
+        backend,
+        metrics,
+        dead_letters,
+        max_attempts=config.max_attempts,
+        give_up=lambda: drainer is not None and drainer.should_give_up(),
+    )
+    drainer = Drainer(
+        reader,
+        delivery,
+        metrics,
+        dead_letters,
+        batch_size=config.batch_size,
+        batch_timeout=config.batch_timeout_ms / 1000,
+        workers=config.workers,
+        workers_file=config.workers_file,
+    )
+
+    def ready() -> tuple[bool, str]:
+        up = metrics.backend_up._value.get() == 1
+        return up, "ready" if up else "database unavailable; shares wait in the spool"
+
+    server = StatusServer(metrics, ready)
+    host, port = config.listen_address()
+    bound = await server.start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "writing shares from %s to %s (schema %d, metrics on :%d)",
+        config.spool_dir, redact(url), version, bound,
+    )  # fmt: skip
+    try:
+        await drainer.run(stop, config.drain_timeout_s)
+    finally:
+        await server.close()
+        await backend.close()
+        reader.close()
+    depth = reader.queue_depth()
+    log.info("stopped; %d shares left in the spool", depth.events)
+    return 0
+
+
+async def _replay(config: WriterConfig, path: Path) -> int:
+    if not path.exists():
+        raise StartupError(f"no such dead-letter file: {path}")
+    backend, _ = await _connect(config, 1)
+    metrics = WriterMetrics()
+    failed_file = path.with_name(path.name + ".failed")
+    failed_file.unlink(missing_ok=True)
+    still = DeadLetterFile(failed_file)
+    delivery = Delivery(backend, metrics, still, max_attempts=config.max_attempts)
+    rows = []
+    unreadable = 0
+    for number, row, reason in read_dead_letters(path):
+        if row is None:
+            unreadable += 1
+            print(f"{path}:{number}: skipped: {reason}", file=sys.stderr)
+        else:
+            rows.append(row)
+    try:
+        result = await delivery.deliver(rows) if rows else None
+    finally:
+        await backend.close()
+    inserted = result.inserted if result else 0
+    present = result.duplicates if result else 0
+    print(
+        f"replayed {len(rows)} shares: {inserted} inserted, {present} already stored, "
+        f"{still.count} still failing" + (f" (in {failed_file})" if still.count else "")
+        + (f", {unreadable} entries unreadable" if unreadable else "")
+    )  # fmt: skip
+    return 1 if still.count or unreadable else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if k not in {"config", "command", "migrate", "file"}
+    }
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"stratum-writer: {exc}", file=sys.stderr)
+        return 2
+    logfmt.configure(config.log_level)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(config))
+        if args.command == "replay":
+            return asyncio.run(_replay(config, args.file))
+        return asyncio.run(_run(config, args.migrate))
+    except (ConfigError, StartupError) as exc:
+        print(f"stratum-writer: {exc}", file=sys.stderr)
+        return exc.code if isinstance(exc, StartupError) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The writer's settings: a JSON file (the operator's ConfigMap), then environment, then flags.
+
+The database URL is never a setting: it is read from a file (a mounted Secret) or from
+``STRATUM_DATABASE_URL``, so it stays out of ConfigMaps, process listings and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message says which and why, in one line."""
+
+
+class WriterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spool_dir: Path = Path("/var/spool/stratum")
+    database_url_file: Path | None = None
+    dead_letter_file: Path | None = None  # default: <spool_dir>/dead-letters.jsonl
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    batch_timeout_ms: int = Field(200, ge=1, le=60_000)
+    workers: int = Field(1, ge=1, le=64)
+    max_workers: int = Field(16, ge=1, le=64)
+    workers_file: Path | None = None
+    listen: str = "0.0.0.0:9100"  # noqa: S104 - the pod's metrics port, scraped by the operator
+    drain_timeout_s: float = Field(25.0, ge=0)
+    max_attempts: int = Field(5, ge=1, le=100)
+    pg_strategy: Literal["unnest", "copy"] = "unnest"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def dead_letters(self) -> Path:
+        return self.dead_letter_file or self.spool_dir / "dead-letters.jsonl"
+
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        try:
+            return host or "0.0.0.0", int(port)  # noqa: S104
+        except ValueError:
+            raise ConfigError(f"listen must be HOST:PORT, got {self.listen!r}") from None
+
+
+_ENV = {
+    "spool_dir": "STRATUM_SPOOL_DIR",
+    "database_url_file": "STRATUM_DATABASE_URL_FILE",
+    "dead_letter_file": "STRATUM_DEAD_LETTER_FILE",
+    "batch_size": "STRATUM_BATCH_SIZE",
+    "batch_timeout_ms": "STRATUM_BATCH_TIMEOUT_MS",
+    "workers": "STRATUM_WRITER_WORKERS",
+    "workers_file": "STRATUM_WRITER_WORKERS_FILE",
+    "listen": "STRATUM_WRITER_LISTEN",
+    "pg_strategy": "STRATUM_PG_STRATEGY",
+    "log_level": "STRATUM_LOG_LEVEL",
+}
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> WriterConfig:
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must hold a JSON object")
+        values.update(loaded)
+    for key, env in _ENV.items():
+        if env in os.environ:
+            values[key] = os.environ[env]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return WriterConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid writer config: {problems}") from None
+
+
+def database_url(config: WriterConfig) -> str:
+    """The connection URL from the Secret file or the environment; ConfigError if neither."""
+    if config.database_url_file is not None:
+        try:
+            url = config.database_url_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the database URL file {config.database_url_file}: {exc.strerror}"
+            ) from None
+        if not url:
+            raise ConfigError(f"the database URL file {config.database_url_file} is empty")
+        return url
+    url = os.environ.get("STRATUM_DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError(
+            "no database URL: set STRATUM_DATABASE_URL or --database-url-file "
+            "(in Kubernetes, a mounted Secret)"
+        )
+    return url

@@ -1,0 +1,62 @@
+"""The writer's one HTTP port: /metrics for Prometheus and the operator, /healthz, /readyz.
+
+A few lines of asyncio rather than a web framework: three GET routes, no bodies in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stratum_writer.metrics import WriterMetrics
+
+_MAX_REQUEST = 8192
+
+
+class StatusServer:
+    def __init__(self, metrics: WriterMetrics, ready: Callable[[], tuple[bool, str]]) -> None:
+        self.metrics = metrics
+        self.ready = ready
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            writer.close()
+            return
+        parts = head[:_MAX_REQUEST].split(b" ", 2)
+        path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
+        if path == b"/metrics":
+            status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(
+                self.metrics.registry
+            )
+        elif path == b"/healthz":
+            status, ctype, body = "200 OK", "text/plain", b"ok\n"
+        elif path == b"/readyz":
+            ok, why = self.ready()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            ctype, body = "text/plain", (why + "\n").encode()
+        else:
+            status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        try:
+            await writer.drain()
+        except OSError:
+            pass
+        writer.close()

@@ -1,0 +1,280 @@
+"""The producer side of the spool, used by the proxy.
+
+``append`` only touches memory, so a miner's submit never waits on a disk; a background
+task writes the buffer out every few milliseconds from a worker thread. When the spool
+is over its size limit, or the disk refuses a write, events are dropped and counted,
+loudly, and mining goes on: a stalled farm costs more than the shares a full disk loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from sharelog.codec import encode
+from sharelog.event import ShareEvent
+from sharelog.spool.format import (
+    HEADER,
+    MAGIC,
+    crc32,
+    fsync_directory,
+    list_segments,
+    read_checkpoint,
+    scan_valid_prefix,
+    segment_name,
+)
+
+log = logging.getLogger("sharelog.spool")
+
+_DROP_LOG_EVERY_S = 10.0
+_RESCAN_EVERY_S = 1.0
+
+
+class SpoolProducer:
+    """Append share events to a spool directory without ever blocking the caller.
+
+    One producer per directory. ``open`` recovers from a crash: a torn record at the end
+    of the last segment is cut off, and writing resumes in a fresh segment.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 64 << 20,
+        flush_interval: float = 0.005,
+        fsync_interval: float | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
+        self.appended = 0
+        self._dropped_full = 0
+        self._dropped_io = 0  # written from the flush thread only
+        self.write_errors = 0
+        self._buf = bytearray()
+        self._buf_count = 0
+        self._io_lock = threading.Lock()
+        self._closed = False
+        self._last_drop_log = 0.0
+        self._last_fsync = time.monotonic()
+        self._last_rescan = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._next_seq, self._segment = self._recover()
+        self._fd = self._open_segment(self._segment)
+        self._segment_size = os.fstat(self._fd).st_size
+        self._disk_bytes = self._measure_disk()
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def append(self, event: ShareEvent) -> bool:
+        """Queue one event for the spool. Returns False when it had to be dropped."""
+        return self.append_payload(encode(event))
+
+    def append_payload(self, payload: bytes) -> bool:
+        size = len(payload) + HEADER.size
+        if self._closed or self._disk_bytes + len(self._buf) + size > self.max_bytes:
+            self._dropped_full += 1
+            self._log_drop("spool is full" if not self._closed else "spool is closed")
+            return False
+        self._buf += HEADER.pack(len(payload), crc32(payload))
+        self._buf += payload
+        self._buf_count += 1
+        self.appended += 1
+        return True
+
+    # -- what operators watch -------------------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        """Events lost because the spool was full or the disk refused them."""
+        return self._dropped_full + self._dropped_io
+
+    @property
+    def buffered(self) -> int:
+        return self._buf_count
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Spool bytes past the writer's checkpoint, as of the last rescan."""
+        return self._disk_bytes
+
+    # -- flushing -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval`` until ``close``; start with ``start()``."""
+        while not self._closed:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="spool-flush")
+        return self._task
+
+    async def flush(self) -> None:
+        buf, count = self._take()
+        if count or self._rescan_due():
+            await asyncio.to_thread(self._write_out, buf, count)
+
+    def flush_sync(self) -> None:
+        """Flush from synchronous code (tools, tests, shutdown without a loop)."""
+        buf, count = self._take()
+        self._write_out(buf, count)
+
+    async def close(self) -> None:
+        """Stop the flush task and write out everything appended so far, durably."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await asyncio.to_thread(self._close_sync)
+
+    def close_sync(self) -> None:
+        self._closed = True
+        self._close_sync()
+
+    def _close_sync(self) -> None:
+        buf, count = self._take()
+        self._write_out(buf, count, force_fsync=True)
+        with self._io_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def _take(self) -> tuple[bytes, int]:
+        buf, count = bytes(self._buf), self._buf_count
+        self._buf.clear()
+        self._buf_count = 0
+        return buf, count
+
+    def _rescan_due(self) -> bool:
+        return time.monotonic() - self._last_rescan > _RESCAN_EVERY_S
+
+    def _write_out(self, buf: bytes, count: int, *, force_fsync: bool = False) -> None:
+        with self._io_lock:
+            if self._fd < 0:
+                self._dropped_io += count
+                return
+            if count:
+                self._write_records(buf, count)
+            now = time.monotonic()
+            if force_fsync or (
+                self.fsync_interval is not None and now - self._last_fsync >= self.fsync_interval
+            ):
+                os.fsync(self._fd)
+                self._last_fsync = now
+            if self._segment_size >= self.segment_bytes:
+                self._rotate()
+            if now - self._last_rescan > _RESCAN_EVERY_S:
+                # The writer deletes committed segments; learn how much room that freed.
+                self._disk_bytes = self._measure_disk()
+                self._last_rescan = now
+
+    def _write_records(self, buf: bytes, count: int) -> None:
+        before = self._segment_size
+        try:
+            view = memoryview(buf)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.write_errors += 1
+            self._dropped_io += count
+            try:  # leave no torn record behind for the writer to trip over
+                os.ftruncate(self._fd, before)
+            except OSError:
+                log.exception("spool: could not truncate a failed write in %s", self._segment)
+            log.error(  # noqa: TRY400 - the reason is the message; a traceback adds nothing
+                "spool write failed (%s): dropped %d events, %d dropped in total",
+                exc.strerror or exc,
+                count,
+                self.dropped,
+            )
+            return
+        self._segment_size += len(buf)
+        self._disk_bytes += len(buf)
+        self._next_seq += count
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self._segment = self._next_seq
+        self._fd = self._open_segment(self._segment)
+        self._segment_size = len(MAGIC)
+
+    def _log_drop(self, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last_drop_log >= _DROP_LOG_EVERY_S:
+            self._last_drop_log = now
+            log.error("%s: dropping share events, %d dropped so far", why, self.dropped)
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _recover(self) -> tuple[int, int]:
+        """Cut a torn tail off the last segment; return (next sequence, segment to write)."""
+        segments = list_segments(self.directory)
+        checkpoint = read_checkpoint(self.directory)
+        floor = checkpoint.seq if checkpoint else 0
+        if not segments:
+            return floor, floor
+        last = segments[-1]
+        path = self.directory / segment_name(last)
+        records, valid = scan_valid_prefix(path)
+        size = path.stat().st_size
+        if valid < size:
+            log.warning(
+                "spool: cut a torn tail of %d bytes off %s (a crash mid-write); "
+                "%d complete records kept",
+                size - valid,
+                path.name,
+                records,
+            )
+            with path.open("r+b") as fh:
+                fh.truncate(max(valid, len(MAGIC)) if valid else 0)
+                if not valid:
+                    fh.write(MAGIC)
+                fh.flush()
+                os.fsync(fh.fileno())
+        next_seq = max(last + records, floor)
+        # Resume in a fresh segment, unless the last one holds nothing yet.
+        return next_seq, last if records == 0 and last == next_seq else next_seq
+
+    def _open_segment(self, first_seq: int) -> int:
+        path = self.directory / segment_name(first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, MAGIC)
+            fsync_directory(self.directory)
+        return fd
+
+    def _measure_disk(self) -> int:
+        """Bytes the writer has not committed yet: what the size limit bounds.
+
+        Disk use is at most this plus one segment, since the writer deletes a segment
+        once the checkpoint has moved past it.
+        """
+        try:
+            checkpoint = read_checkpoint(self.directory)
+        except ValueError:
+            checkpoint = None
+        total = 0
+        for seg in list_segments(self.directory):
+            if checkpoint is not None and seg < checkpoint.segment:
+                continue
+            try:
+                total += (self.directory / segment_name(seg)).stat().st_size
+            except FileNotFoundError:
+                continue
+        if checkpoint is not None:
+            total -= min(checkpoint.offset, total)
+        return total

@@ -1,0 +1,75 @@
+"""Fixtures shared by every test suite: real database servers, one fresh database a test."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness.databases import MariaDBServer, PostgresServer
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    server = MariaDBServer()
+    yield server
+    server.destroy()
+
+
+@dataclass
+class Database:
+    """One empty database on a real server, and a way to ask it questions."""
+
+    kind: str
+    url: str
+    query: Callable[[str], str]
+    server: PostgresServer | MariaDBServer | None = None
+
+    def scalar(self, sql: str) -> int:
+        return int(float(self.query(sql) or 0))
+
+
+def _sqlite_query(path: Path) -> Callable[[str], str]:
+    def query(sql: str) -> str:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(sql).fetchall()
+        return "\n".join("\t".join("" if v is None else str(v) for v in r) for r in rows)
+
+    return query
+
+
+def make_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    name = f"t{next(_names)}"
+    if kind == "postgres":
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        url = pg.create_database(name)
+        return Database(kind, url, lambda sql: pg.psql(sql, name), pg)
+    if kind == "mariadb":
+        maria: MariaDBServer = request.getfixturevalue("mariadb")
+        url = maria.create_database(name)
+        return Database(kind, url, lambda sql: maria.sql(sql, name), maria)
+    path = tmp_path / "shares.db"
+    return Database(kind, f"sqlite:///{path}", _sqlite_query(path))
+
+
+@pytest.fixture(params=["postgres", "mariadb", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return make_database(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """A database whose server process the test may kill and restart."""
+    return make_database(request.param, request, tmp_path)

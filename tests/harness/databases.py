@@ -1,0 +1,200 @@
+"""Throw-away PostgreSQL and MariaDB servers for tests and benchmarks.
+
+Each server lives in a temporary directory, listens on a free loopback port, and runs
+from Debian's server binaries (``make provision`` installs them). No system service is
+used. A server can be killed with SIGKILL and started again on the same data and port,
+which is how the outage tests take the database away from a running writer.
+
+Both servers refuse to run as root; when the tests run as root (CI does), the servers
+run as the packages' own ``postgres`` / ``mysql`` accounts.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class ServerUnavailable(RuntimeError):
+    """The server binaries are missing or the server did not come up; says which."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerUnavailable(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServerUnavailable(f"server did not listen on {port} in {timeout}s: {log.read_text()[-2000:]}")
+
+
+class _Server:
+    account = ""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"stratum-{self.account}-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.dir / "server.log"
+        self._uid: int | None = None
+        if os.geteuid() == 0:
+            try:
+                entry = pwd.getpwnam(self.account)
+            except KeyError:
+                raise ServerUnavailable(
+                    f"running as root needs the '{self.account}' account; run 'make provision'"
+                ) from None
+            self._uid, self._gid = entry.pw_uid, entry.pw_gid
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            os.chmod(self.dir, 0o755)
+
+    def _demote(self) -> None:
+        if self._uid is not None:
+            os.setgid(self._gid)
+            os.setuid(self._uid)
+
+    def _run(self, argv: list[str]) -> None:
+        result = subprocess.run(argv, capture_output=True, preexec_fn=self._demote, check=False)  # noqa: PLW1509
+        if result.returncode != 0:
+            raise ServerUnavailable(
+                f"{argv[0]} failed ({result.returncode}): {result.stderr.decode()[-2000:]}"
+            )
+
+    def _spawn(self, argv: list[str]) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: PLW1509 - demotion must happen in the child
+                argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=self._demote
+            )
+        _wait_port(self.port, self.proc, self.log, 60)
+
+    def kill(self) -> None:
+        """SIGKILL: the database vanishes mid-transaction, as in a node failure."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise ServerUnavailable(f"PostgreSQL's {name} is not installed; run 'make provision'")
+    return found[-1]
+
+
+class PostgresServer(_Server):
+    account = "postgres"
+
+    def __init__(self, *, fsync: bool = False) -> None:
+        super().__init__()
+        self.fsync = fsync
+        self.data = self.dir / "data"
+        self._run([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                   "-E", "UTF8", "--no-instructions"])  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        self._spawn([
+            _pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+            "-c", f"fsync={'on' if self.fsync else 'off'}", "-c", "max_connections=200",
+            "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB",
+        ])  # fmt: skip
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(
+            [_pg_bin("psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+             "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode())
+        return out.stdout.decode().strip()
+
+    def create_database(self, name: str) -> str:
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+class MariaDBServer(_Server):
+    account = "mysql"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = self.dir / "data"
+        self.socket = self.dir / "mysqld.sock"
+        install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+        if install is None or not self._mariadbd():
+            raise ServerUnavailable("MariaDB server is not installed; run 'make provision'")
+        argv = [install, "--no-defaults", f"--datadir={self.data}", "--auth-root-authentication-method=normal",
+                "--skip-test-db", "--innodb-log-file-size=256M"]  # fmt: skip
+        if self._uid is not None:
+            argv.append(f"--user={self.account}")
+        self._run(argv)
+        self.start()
+        self.sql("CREATE USER 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+
+    @staticmethod
+    def _mariadbd() -> str:
+        return shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else "")
+
+    def start(self) -> None:
+        self._spawn([
+            self._mariadbd(), "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+            "--bind-address=127.0.0.1", f"--socket={self.socket}", "--skip-name-resolve",
+            f"--pid-file={self.dir / 'mysqld.pid'}", "--innodb-buffer-pool-size=512M",
+            "--innodb-log-file-size=256M", "--innodb-flush-log-at-trx-commit=1",
+            "--max-connections=200", "--local-infile=1", "--max-allowed-packet=64M",
+        ])  # fmt: skip
+
+    def url(self, database: str = "") -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "") -> str:
+        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+        argv = [client, "--no-defaults", "-uroot", f"--socket={self.socket}", "-N", "-B", "-e", statement]
+        if database:
+            argv.append(database)
+        out = subprocess.run(argv, capture_output=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.decode())
+        return out.stdout.decode().strip()
+
+    def create_database(self, name: str) -> str:
+        self.sql(f"CREATE DATABASE `{name}`")
+        return self.url(name)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine, and nothing when it is all there.
+# Idempotent: every step checks before it acts, so a warm machine passes in about a second.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv="${VENV:-$here/.venv}"
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+need_apt=()
+# PostgreSQL and MariaDB server binaries: the tests start their own throw-away instances,
+# so only the binaries are needed; no system service is started or used.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
+command -v "$python" >/dev/null 2>&1 || need_apt+=(python3.11 python3.11-venv)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "provision: installing ${need_apt[*]} from Debian" >&2
+  if [ "$(id -u)" != 0 ]; then
+    echo "provision: need root to apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  # Keep the packages' maintainer scripts from starting system services we never use.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The project's Python environment: our packages editable, plus the dev tools.
+stamp="$venv/.provisioned"
+inputs=$(cat "$here"/packages/*/pyproject.toml "$here"/images/*/pyproject.toml "$here"/operator/pyproject.toml \
+  "$here"/requirements-dev.txt 2>/dev/null | sha256sum | cut -d' ' -f1 || true)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
+  echo "provision: building $venv" >&2
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >/dev/null
+  args=(-r "$here/requirements-dev.txt")
+  for p in "$here"/packages/* "$here"/images/writer "$here"/images/proxy "$here"/operator; do
+    [ -f "$p/pyproject.toml" ] && args+=(-e "$p")
+  done
+  "$venv/bin/pip" install -q "${args[@]}"
+  echo "$inputs" > "$stamp"
+fi
