@@ -81,15 +81,23 @@ class _Server:
     def _spawn(self, argv: list[str]) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: PLW1509 - demotion must happen in the child
-                argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=self._demote
+                argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=self._demote,
+                start_new_session=True,
             )
         _wait_port(self.port, self.proc, self.log, 60)
 
     def kill(self) -> None:
-        """SIGKILL: the database vanishes mid-transaction, as in a node failure."""
+        """SIGKILL to every server process at once, as when its node or container dies."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # wait for the group's last process to go
+                try:
+                    os.killpg(self.proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
         self.proc = None
 
     def stop(self) -> None:
@@ -167,7 +175,7 @@ class MariaDBServer(_Server):
             argv.append(f"--user={self.account}")
         self._run(argv)
         self.start()
-        self.sql("CREATE USER 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+        self.sql("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
 
     @staticmethod
     def _mariadbd() -> str:

@@ -131,7 +131,7 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
         up = metrics.backend_up._value.get() == 1
         return up, "ready" if up else "database unavailable; shares wait in the spool"
 
-    server = StatusServer(metrics, ready)
+    server = StatusServer(metrics, ready, drainer.update_gauges)
     host, port = config.listen_address()
     bound = await server.start(host, port)
     stop = asyncio.Event()

@@ -10,7 +10,6 @@ which flushers finish does not matter. N comes from a file the operator rewrites
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -96,7 +95,6 @@ class Drainer:
         """Drain until ``stop``; then finish what the spool holds within ``drain_timeout``."""
         feeder = asyncio.create_task(self._feed(stop, drain_timeout), name="feeder")
         scaler = asyncio.create_task(self._scale_loop(), name="scaler")
-        gauges = asyncio.create_task(self._gauge_loop(), name="gauges")
         try:
             await feeder
             self._fed_all = True
@@ -106,9 +104,8 @@ class Drainer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         finally:
-            for task in (scaler, gauges):
-                task.cancel()
-            await asyncio.gather(scaler, gauges, return_exceptions=True)
+            scaler.cancel()
+            await asyncio.gather(scaler, return_exceptions=True)
             self.update_gauges()
 
     def update_gauges(self) -> None:
@@ -222,9 +219,3 @@ class Drainer:
             if wanted != self.target_workers:
                 self.target_workers = wanted
             self._rescale()
-
-    async def _gauge_loop(self) -> None:
-        while True:
-            with contextlib.suppress(OSError):
-                self.update_gauges()
-            await asyncio.sleep(1.0)

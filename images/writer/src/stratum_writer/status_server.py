@@ -16,9 +16,15 @@ _MAX_REQUEST = 8192
 
 
 class StatusServer:
-    def __init__(self, metrics: WriterMetrics, ready: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(
+        self,
+        metrics: WriterMetrics,
+        ready: Callable[[], tuple[bool, str]],
+        refresh: Callable[[], None] = lambda: None,
+    ) -> None:
         self.metrics = metrics
         self.ready = ready
+        self.refresh = refresh  # brings gauges up to date, so a scrape never reads stale depth
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -39,6 +45,10 @@ class StatusServer:
         parts = head[:_MAX_REQUEST].split(b" ", 2)
         path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
         if path == b"/metrics":
+            try:
+                self.refresh()
+            except OSError:
+                pass
             status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(
                 self.metrics.registry
             )

@@ -1,0 +1,134 @@
+"""Every share reaches the database once, whatever fails in between: real servers, real processes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Database
+from harness.writer import WriterProcess
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
+
+INSERTED = "stratum_writer_inserted_total"
+QUEUE = "stratum_writer_queue_events"
+
+
+def fill(spool: Path, count: int, *, seed: int = 1, start_us: int | None = None) -> list[bytes]:
+    producer = SpoolProducer(spool, segment_bytes=256 << 10)
+    kwargs = {"start_us": start_us} if start_us else {}
+    ids = []
+    for i, e in enumerate(synthetic_events(count, seed=seed, **kwargs)):
+        producer.append(e)
+        ids.append(e.share_id)
+        if i % 500 == 499:
+            producer.flush_sync()
+    producer.close_sync()
+    return ids
+
+
+def migrate(writer: WriterProcess) -> None:
+    out = writer.run_command("migrate")
+    assert out.returncode == 0, out.stderr
+
+
+def assert_exactly(db: Database, expected: int) -> None:
+    rows = db.scalar("SELECT count(*) FROM share_events")
+    distinct = db.scalar("SELECT count(DISTINCT share_id) FROM share_events")
+    rolled = db.scalar(
+        "SELECT coalesce(sum(accepted + rejected + stale), 0) FROM worker_stats_minute"
+    )
+    assert (rows, distinct, rolled) == (expected, expected, expected)
+
+
+def test_n_events_in_n_distinct_rows_out(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 20_000)
+    writer = WriterProcess(spool, database.url, "--batch-size", "2000")
+    migrate(writer)
+    writer.start()
+    writer.wait_for(INSERTED, lambda v: v >= 20_000)
+    writer.wait_for(QUEUE, lambda v: v == 0)
+    assert writer.terminate() == 0
+    assert_exactly(database, 20_000)
+    accepted = database.scalar("SELECT count(*) FROM share_events WHERE accepted")
+    assert accepted == database.scalar("SELECT sum(accepted) FROM worker_stats_minute")
+
+
+def test_database_killed_mid_stream_then_restarted(server_database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    writer = WriterProcess(spool, server_database.url, "--batch-size", "500", "--workers", "3")
+    migrate(writer)
+    producer = SpoolProducer(spool)
+    events = list(synthetic_events(30_000))
+    writer.start()
+    server = server_database.server
+    assert server is not None
+    for i, e in enumerate(events):
+        producer.append(e)
+        if i % 1000 == 999:
+            producer.flush_sync()
+            time.sleep(0.01)
+        if i == 10_000:
+            writer.wait_for(INSERTED, lambda v: v > 0)
+            server.kill()  # SIGKILL: in-flight transactions die with the server
+        if i == 20_000:
+            writer.wait_for("stratum_writer_backend_up", lambda v: v == 0)
+            assert writer.status("/readyz") == 503
+            server.start()
+    producer.close_sync()
+    writer.wait_for(INSERTED, lambda v: v >= 30_000, timeout=120)
+    writer.wait_for(QUEUE, lambda v: v == 0)
+    assert writer.alive(), "the writer must ride out the outage, not crash"
+    assert writer.status("/readyz") == 200, writer.metrics()
+    metrics = writer.metrics()
+    assert metrics['stratum_writer_retries_total{kind="outage"}'] > 0
+    assert writer.terminate() == 0
+    assert_exactly(server_database, 30_000)
+
+
+def test_writer_sigkilled_mid_batch_then_restarted(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 40_000)
+    writer = WriterProcess(spool, database.url, "--batch-size", "1000", "--workers", "2")
+    migrate(writer)
+    writer.start()
+    writer.wait_for(INSERTED, lambda v: v >= 5000)
+    writer.kill()  # no chance to checkpoint what it committed last
+    mid = database.scalar("SELECT count(*) FROM share_events")
+    assert 0 < mid < 40_000
+    again = WriterProcess(spool, database.url, "--batch-size", "1000").start()
+    again.wait_for(QUEUE, lambda v: v == 0, timeout=120)
+    assert again.terminate() == 0
+    assert_exactly(database, 40_000)
+
+
+def test_sigterm_drains_the_spool_before_exiting(database: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    writer = WriterProcess(spool, database.url, "--batch-size", "200", "--drain-timeout", "60")
+    migrate(writer)
+    writer.start()
+    fill(spool, 15_000)
+    assert writer.terminate() == 0  # straight away: the spool is still full
+    assert_exactly(database, 15_000)
+
+
+def test_workers_follow_the_file_the_operator_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from conftest import make_database
+
+    db = make_database("postgres", request, tmp_path)
+    workers_file = tmp_path / "writer-workers"
+    workers_file.write_text("2")
+    writer = WriterProcess(tmp_path / "spool", db.url, workers_file=workers_file)
+    migrate(writer)
+    writer.start()
+    writer.wait_for("stratum_writer_workers", lambda v: v == 2)
+    workers_file.write_text("6")
+    writer.wait_for("stratum_writer_workers", lambda v: v == 6)
+    workers_file.write_text("not a number")  # a bad value keeps the current count
+    time.sleep(1.5)
+    assert writer.metrics()["stratum_writer_workers"] == 6
+    workers_file.write_text("1")
+    writer.wait_for("stratum_writer_workers", lambda v: v == 1)
+    assert writer.terminate() == 0
