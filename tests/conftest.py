@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness.databases import MariaDBServer, PostgresServer
+
+from harness.databases import Database, MariaDBServer, PostgresServer
 
 _names = itertools.count()
 
@@ -26,19 +26,6 @@ def mariadb() -> Iterator[MariaDBServer]:
     server = MariaDBServer()
     yield server
     server.destroy()
-
-
-@dataclass
-class Database:
-    """One empty database on a real server, and a way to ask it questions."""
-
-    kind: str
-    url: str
-    query: Callable[[str], str]
-    server: PostgresServer | MariaDBServer | None = None
-
-    def scalar(self, sql: str) -> int:
-        return int(float(self.query(sql) or 0))
 
 
 def _sqlite_query(path: Path) -> Callable[[str], str]:
@@ -73,3 +60,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     """A database whose server process the test may kill and restart."""
     return make_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return make_database("postgres", request, tmp_path)

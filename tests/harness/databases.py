@@ -20,6 +20,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,13 +39,17 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServerUnavailable(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise ServerUnavailable(
+                f"server exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            )
         with socket.socket() as s:
             s.settimeout(0.2)
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    raise ServerUnavailable(f"server did not listen on {port} in {timeout}s: {log.read_text()[-2000:]}")
+    raise ServerUnavailable(
+        f"server did not listen on {port} in {timeout}s: {log.read_text()[-2000:]}"
+    )
 
 
 class _Server:
@@ -72,7 +78,7 @@ class _Server:
             os.setuid(self._uid)
 
     def _run(self, argv: list[str]) -> None:
-        result = subprocess.run(argv, capture_output=True, preexec_fn=self._demote, check=False)  # noqa: PLW1509
+        result = subprocess.run(argv, capture_output=True, preexec_fn=self._demote, check=False)
         if result.returncode != 0:
             raise ServerUnavailable(
                 f"{argv[0]} failed ({result.returncode}): {result.stderr.decode()[-2000:]}"
@@ -80,8 +86,11 @@ class _Server:
 
     def _spawn(self, argv: list[str]) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: PLW1509 - demotion must happen in the child
-                argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=self._demote,
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._demote,
                 start_new_session=True,
             )
         _wait_port(self.port, self.proc, self.log, 60)
@@ -175,11 +184,15 @@ class MariaDBServer(_Server):
             argv.append(f"--user={self.account}")
         self._run(argv)
         self.start()
-        self.sql("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+        self.sql(
+            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
+        )
 
     @staticmethod
     def _mariadbd() -> str:
-        return shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else "")
+        return shutil.which("mariadbd") or (
+            "/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else ""
+        )
 
     def start(self) -> None:
         self._spawn([
@@ -195,7 +208,16 @@ class MariaDBServer(_Server):
 
     def sql(self, statement: str, database: str = "") -> str:
         client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
-        argv = [client, "--no-defaults", "-uroot", f"--socket={self.socket}", "-N", "-B", "-e", statement]
+        argv = [
+            client,
+            "--no-defaults",
+            "-uroot",
+            f"--socket={self.socket}",
+            "-N",
+            "-B",
+            "-e",
+            statement,
+        ]
         if database:
             argv.append(database)
         out = subprocess.run(argv, capture_output=True, check=False)
@@ -206,3 +228,16 @@ class MariaDBServer(_Server):
     def create_database(self, name: str) -> str:
         self.sql(f"CREATE DATABASE `{name}`")
         return self.url(name)
+
+
+@dataclass
+class Database:
+    """One empty database on a real server, and a way to ask it questions."""
+
+    kind: str
+    url: str
+    query: Callable[[str], str]
+    server: PostgresServer | MariaDBServer | None = None
+
+    def scalar(self, sql: str) -> int:
+        return int(float(self.query(sql) or 0))

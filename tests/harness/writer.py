@@ -8,14 +8,54 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from harness.databases import free_port
+from harness.databases import Database, free_port
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
+
+INSERTED = "stratum_writer_inserted_total"
+QUEUE = "stratum_writer_queue_events"
+
+
+def fill(spool: Path, count: int, *, seed: int = 1, start_us: int | None = None) -> list[bytes]:
+    producer = SpoolProducer(spool, segment_bytes=256 << 10)
+    ids = []
+    events = (
+        synthetic_events(count, seed=seed, start_us=start_us)
+        if start_us
+        else synthetic_events(count, seed=seed)
+    )
+    for i, e in enumerate(events):
+        producer.append(e)
+        ids.append(e.share_id)
+        if i % 500 == 499:
+            producer.flush_sync()
+    producer.close_sync()
+    return ids
+
+
+def migrate(writer: WriterProcess) -> None:
+    out = writer.run_command("migrate")
+    assert out.returncode == 0, out.stderr
+
+
+def assert_exactly(db: Database, expected: int) -> None:
+    rows = db.scalar("SELECT count(*) FROM share_events")
+    distinct = db.scalar("SELECT count(DISTINCT share_id) FROM share_events")
+    rolled = db.scalar(
+        "SELECT coalesce(sum(accepted + rejected + stale), 0) FROM worker_stats_minute"
+    )
+    assert (rows, distinct, rolled) == (expected, expected, expected)
 
 
 class WriterProcess:
-    def __init__(self, spool: Path, url: str, *extra: str, workers_file: Path | None = None) -> None:
+    def __init__(
+        self, spool: Path, url: str, *extra: str, workers_file: Path | None = None
+    ) -> None:
         self.spool = spool
         self.url = url
         self.port = free_port()
@@ -68,13 +108,17 @@ class WriterProcess:
         except urllib.error.HTTPError as exc:
             return int(exc.code)
 
-    def wait_for(self, metric: str, predicate, timeout: float = 60) -> float:  # type: ignore[no-untyped-def]
+    def wait_for(
+        self, metric: str, predicate: Callable[[float], bool], timeout: float = 60
+    ) -> float:
         deadline = time.monotonic() + timeout
         value = float("nan")
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"writer died ({self.proc.returncode}): {self.log.read_text()[-3000:]}")
+                raise AssertionError(
+                    f"writer died ({self.proc.returncode}): {self.log.read_text()[-3000:]}"
+                )
             value = self.metrics().get(metric, float("nan"))
             if predicate(value):
                 return value

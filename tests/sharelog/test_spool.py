@@ -14,7 +14,7 @@ from sharelog.synthetic import synthetic_events
 
 
 def drain(reader: SpoolReader, batch: int = 1000) -> list[bytes]:
-    ids = []
+    ids: list[bytes] = []
     while (b := reader.read(batch)) is not None:
         ids.extend(decode(p)[0] for p in b.payloads)
         reader.commit(b)
@@ -141,7 +141,7 @@ def test_full_spool_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     reader = SpoolReader(tmp_path)
     assert len(drain(reader)) == kept
     # once the writer has drained and the producer notices, appends succeed again
-    producer._last_rescan = 0  # noqa: SLF001 - skip the once-a-second wait for the rescan
+    producer._last_rescan = 0
     producer.flush_sync()
     assert producer.append(next(synthetic_events(1, seed=9)))
 

@@ -1,45 +1,17 @@
-"""Every share reaches the database once, whatever fails in between: real servers, real processes."""
+"""Every share reaches the database once, whatever fails in between.
+
+Real servers, the real writer process, and real SIGKILLs.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import pytest
-from conftest import Database
-from harness.writer import WriterProcess
+from harness.databases import Database
+from harness.writer import INSERTED, QUEUE, WriterProcess, assert_exactly, fill, migrate
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
-
-INSERTED = "stratum_writer_inserted_total"
-QUEUE = "stratum_writer_queue_events"
-
-
-def fill(spool: Path, count: int, *, seed: int = 1, start_us: int | None = None) -> list[bytes]:
-    producer = SpoolProducer(spool, segment_bytes=256 << 10)
-    kwargs = {"start_us": start_us} if start_us else {}
-    ids = []
-    for i, e in enumerate(synthetic_events(count, seed=seed, **kwargs)):
-        producer.append(e)
-        ids.append(e.share_id)
-        if i % 500 == 499:
-            producer.flush_sync()
-    producer.close_sync()
-    return ids
-
-
-def migrate(writer: WriterProcess) -> None:
-    out = writer.run_command("migrate")
-    assert out.returncode == 0, out.stderr
-
-
-def assert_exactly(db: Database, expected: int) -> None:
-    rows = db.scalar("SELECT count(*) FROM share_events")
-    distinct = db.scalar("SELECT count(DISTINCT share_id) FROM share_events")
-    rolled = db.scalar(
-        "SELECT coalesce(sum(accepted + rejected + stale), 0) FROM worker_stats_minute"
-    )
-    assert (rows, distinct, rolled) == (expected, expected, expected)
 
 
 def test_n_events_in_n_distinct_rows_out(database: Database, tmp_path: Path) -> None:
@@ -56,7 +28,9 @@ def test_n_events_in_n_distinct_rows_out(database: Database, tmp_path: Path) -> 
     assert accepted == database.scalar("SELECT sum(accepted) FROM worker_stats_minute")
 
 
-def test_database_killed_mid_stream_then_restarted(server_database: Database, tmp_path: Path) -> None:
+def test_database_killed_mid_stream_then_restarted(
+    server_database: Database, tmp_path: Path
+) -> None:
     spool = tmp_path / "spool"
     writer = WriterProcess(spool, server_database.url, "--batch-size", "500", "--workers", "3")
     migrate(writer)
@@ -114,10 +88,8 @@ def test_sigterm_drains_the_spool_before_exiting(database: Database, tmp_path: P
     assert_exactly(database, 15_000)
 
 
-def test_workers_follow_the_file_the_operator_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    from conftest import make_database
-
-    db = make_database("postgres", request, tmp_path)
+def test_workers_follow_the_file_the_operator_writes(postgres_db: Database, tmp_path: Path) -> None:
+    db = postgres_db
     workers_file = tmp_path / "writer-workers"
     workers_file.write_text("2")
     writer = WriterProcess(tmp_path / "spool", db.url, workers_file=workers_file)

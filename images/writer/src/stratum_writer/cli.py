@@ -18,7 +18,6 @@ from typing import Any
 
 from sharelog import logfmt
 from sharelog.spool import SpoolReader
-
 from stratum_writer import __version__
 from stratum_writer.backends import Backend, open_backend, redact
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
@@ -70,7 +69,7 @@ async def _connect(config: WriterConfig, pool_size: int) -> tuple[Backend, str]:
         raise StartupError(str(exc)) from None
     try:
         await asyncio.wait_for(backend.connect(pool_size), 15)
-    except Exception as exc:  # noqa: BLE001 - any failure here is reported as one line
+    except Exception as exc:
         raise StartupError(f"cannot connect to {redact(url)}: {describe(exc)}") from None
     return backend, url
 
@@ -80,7 +79,7 @@ async def _migrate(config: WriterConfig) -> int:
     try:
         applied = await backend.migrate()
         version = await backend.schema_version()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise StartupError(f"migration failed on {redact(url)}: {describe(exc)}") from None
     finally:
         await backend.close()
@@ -96,7 +95,7 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
         if migrate_first or backend.dialect == "sqlite":
             await backend.migrate()
         version = await backend.schema_version()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         await backend.close()
         raise StartupError(f"cannot read the schema on {redact(url)}: {describe(exc)}") from None
     if version == 0:

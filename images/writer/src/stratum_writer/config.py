@@ -29,7 +29,7 @@ class WriterConfig(BaseModel):
     workers: int = Field(1, ge=1, le=64)
     max_workers: int = Field(16, ge=1, le=64)
     workers_file: Path | None = None
-    listen: str = "0.0.0.0:9100"  # noqa: S104 - the pod's metrics port, scraped by the operator
+    listen: str = "0.0.0.0:9100"
     drain_timeout_s: float = Field(25.0, ge=0)
     max_attempts: int = Field(5, ge=1, le=100)
     pg_strategy: Literal["unnest", "copy"] = "unnest"

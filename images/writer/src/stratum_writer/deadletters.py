@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+
 from sharelog.codec import PayloadError, from_json, to_json
 from sharelog.event import Row
 

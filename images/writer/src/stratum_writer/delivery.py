@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from sharelog.event import Row
-
 from stratum_writer.backends import Backend, ErrorKind, StoreResult
 from stratum_writer.deadletters import DeadLetterFile
 from stratum_writer.metrics import WriterMetrics
@@ -34,7 +33,7 @@ class Abandoned(Exception):
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Half fixed, half random: spreads many writers' retries, never waits near zero."""
     ceiling = min(cap, base * (2**attempt))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
 def describe(exc: BaseException) -> str:
@@ -74,7 +73,7 @@ class Delivery:
                 result = await self.backend.store(rows)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure is classified below
+            except Exception as exc:
                 kind = self.backend.classify(exc)
                 self.metrics.retries.labels(kind.value).inc()
                 if kind is ErrorKind.OUTAGE:

@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sharelog.codec import PayloadError, decode
-from sharelog.event import COLUMN, Row
+from sharelog.event import SUBMITTED_AT, Row
 from sharelog.spool import Batch, SpoolReader
-
 from stratum_writer.deadletters import DeadLetterFile
 from stratum_writer.delivery import Abandoned, Delivery
 from stratum_writer.metrics import WriterMetrics
 
 log = logging.getLogger("stratum_writer.drain")
 
-_AT = COLUMN["submitted_at"]
 _POLL_S = 0.005
 _MAX_WORKERS = 64
 
@@ -171,7 +169,9 @@ class Drainer:
                     self.dead_letters.add_payload(payload, f"unreadable spool record: {exc}")
                     self.metrics.dead_letters.inc()
                     log.error("dead-lettered an unreadable spool record: %s", exc)
-        oldest = min((r[_AT] for r in rows[:1] + rows[-1:]), default=int(time.time() * 1e6))
+        oldest = min(
+            (r[SUBMITTED_AT] for r in rows[:1] + rows[-1:]), default=int(time.time() * 1e6)
+        )
         return Job(batches, rows, oldest)
 
     # -- flushing -------------------------------------------------------------------------

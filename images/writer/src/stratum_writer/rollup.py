@@ -9,18 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sharelog.event import COLUMN, Row, Verdict
+from sharelog.event import (
+    ACCEPTED,
+    DIFFICULTY,
+    ERROR_CODE,
+    POOL,
+    SHARD_KEY,
+    SUBMITTED_AT,
+    USER_IDENTITY,
+    WORKER,
+    Row,
+    Verdict,
+)
 
 MINUTE_US = 60_000_000
-
-_POOL = COLUMN["pool"]
-_USER = COLUMN["user_identity"]
-_WORKER = COLUMN["worker"]
-_SHARD = COLUMN["shard_key"]
-_ACCEPTED = COLUMN["accepted"]
-_CODE = COLUMN["error_code"]
-_DIFF = COLUMN["difficulty"]
-_AT = COLUMN["submitted_at"]
 
 
 @dataclass(slots=True)
@@ -46,15 +48,16 @@ def rollup(rows: Iterable[Row]) -> list[MinuteStats]:
     """
     buckets: dict[tuple[str, str, str, int], MinuteStats] = {}
     for row in rows:
-        minute = row[_AT] - row[_AT] % MINUTE_US
-        key = (row[_POOL], row[_USER], row[_WORKER], minute)
+        at = row[SUBMITTED_AT]
+        minute = at - at % MINUTE_US
+        key = (row[POOL], row[USER_IDENTITY], row[WORKER], minute)
         stats = buckets.get(key)
         if stats is None:
-            stats = buckets[key] = MinuteStats(*key, shard_key=row[_SHARD])
-        if row[_ACCEPTED]:
+            stats = buckets[key] = MinuteStats(*key, shard_key=row[SHARD_KEY])
+        if row[ACCEPTED]:
             stats.accepted += 1
-            stats.accepted_difficulty += row[_DIFF]
-        elif row[_CODE] == Verdict.STALE:
+            stats.accepted_difficulty += row[DIFFICULTY]
+        elif row[ERROR_CODE] == Verdict.STALE:
             stats.stale += 1
         else:
             stats.rejected += 1

@@ -6,6 +6,7 @@ A few lines of asyncio rather than a web framework: three GET routes, no bodies 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -45,12 +46,12 @@ class StatusServer:
         parts = head[:_MAX_REQUEST].split(b" ", 2)
         path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
         if path == b"/metrics":
-            try:
+            with contextlib.suppress(OSError):
                 self.refresh()
-            except OSError:
-                pass
-            status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(
-                self.metrics.registry
+            status, ctype, body = (
+                "200 OK",
+                CONTENT_TYPE_LATEST,
+                generate_latest(self.metrics.registry),
             )
         elif path == b"/healthz":
             status, ctype, body = "200 OK", "text/plain", b"ok\n"
@@ -65,8 +66,6 @@ class StatusServer:
             "Connection: close\r\n\r\n".encode()
             + body
         )
-        try:
+        with contextlib.suppress(OSError):
             await writer.drain()
-        except OSError:
-            pass
         writer.close()

@@ -76,6 +76,16 @@ FIELDS: Final[tuple[str, ...]] = (
 
 # Column positions, so consumers working on plain tuples don't hard-code numbers.
 COLUMN: Final[dict[str, int]] = {name: i for i, name in enumerate(FIELDS)}
+# The same positions as literal constants, so a type checker knows each column's type
+# when a row is indexed with them (tests check they agree with FIELDS).
+POOL: Final = 1
+USER_IDENTITY: Final = 3
+WORKER: Final = 4
+SHARD_KEY: Final = 5
+DIFFICULTY: Final = 12
+ACCEPTED: Final = 14
+ERROR_CODE: Final = 15
+SUBMITTED_AT: Final = 18
 
 _TIME_PREFIX_BYTES: Final = 7  # microseconds since the epoch: 2^56 us lasts ~2283 years
 _HASH_BYTES: Final = 16 - _TIME_PREFIX_BYTES

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 from sharelog.event import Row
-
 from stratum_writer.rollup import MinuteStats, rollup
 
 

@@ -9,6 +9,7 @@ row carries ``shard_key``, so vtgate routes each row to its shard.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,8 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomysql
 import pymysql
-from sharelog.event import FIELDS, Row
 
+from sharelog.event import FIELDS, Row
 from stratum_writer.backends.base import Backend, ErrorKind, Transaction, load_migrations
 from stratum_writer.backends.sql_literals import row_literal, stats_literal
 from stratum_writer.rollup import MinuteStats
@@ -159,10 +160,8 @@ class MySQLBackend(Backend):
                 yield _MyTransaction(conn)
                 await conn.commit()
             except BaseException:
-                try:
+                with contextlib.suppress(Exception):  # a dead connection: the pool drops it
                     await conn.rollback()
-                except Exception:  # noqa: S110 - the connection is gone; the pool drops it
-                    pass
                 raise
 
     async def migrate(self) -> list[int]:

@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import asyncpg
-from sharelog.event import FIELDS, Row
 
+from sharelog.event import FIELDS, Row
 from stratum_writer.backends.base import (
     Backend,
     ErrorKind,
@@ -204,6 +204,8 @@ class PostgresBackend(Backend):
             if state[:2] in _OUTAGE_CLASSES:
                 return ErrorKind.OUTAGE
             return ErrorKind.TRANSIENT
-        if isinstance(exc, OSError | ConnectionError | asyncio.TimeoutError | asyncpg.InterfaceError):
+        if isinstance(
+            exc, OSError | ConnectionError | asyncio.TimeoutError | asyncpg.InterfaceError
+        ):
             return ErrorKind.OUTAGE
         return ErrorKind.TRANSIENT

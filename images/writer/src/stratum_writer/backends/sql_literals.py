@@ -11,7 +11,6 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from sharelog.event import Row
-
 from stratum_writer.rollup import MinuteStats
 
 _ESCAPES = str.maketrans(

@@ -18,7 +18,6 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sharelog.event import FIELDS, Row
-
 from stratum_writer.backends.base import Backend, ErrorKind, Transaction, load_migrations
 from stratum_writer.rollup import MinuteStats
 

@@ -9,6 +9,7 @@ loudly, and mining goes on: a stalled farm costs more than the shares a full dis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -134,10 +135,8 @@ class SpoolProducer:
         self._closed = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await asyncio.to_thread(self._close_sync)
 
     def close_sync(self) -> None:
@@ -195,7 +194,7 @@ class SpoolProducer:
                 os.ftruncate(self._fd, before)
             except OSError:
                 log.exception("spool: could not truncate a failed write in %s", self._segment)
-            log.error(  # noqa: TRY400 - the reason is the message; a traceback adds nothing
+            log.error(
                 "spool write failed (%s): dropped %d events, %d dropped in total",
                 exc.strerror or exc,
                 count,

@@ -1,0 +1,69 @@
+"""The schema as the databases see it matches the one definition of the share event."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.databases import Database
+from harness.writer import WriterProcess
+from sharelog.event import FIELDS, TEXT_LIMITS
+from stratum_writer.schema_export import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _columns(db: Database) -> list[tuple[str, int | None]]:
+    if db.kind == "sqlite":
+        names = [r.split("\t")[1] for r in db.query("PRAGMA table_info(share_events)").splitlines()]
+        return [(n, None) for n in names]
+    schema = "current_schema()" if db.kind == "postgres" else "DATABASE()"
+    out = db.query(
+        "SELECT column_name, character_maximum_length FROM information_schema.columns "
+        f"WHERE table_schema = {schema} AND table_name = 'share_events' ORDER BY ordinal_position"
+    )
+    cols = []
+    for line in out.splitlines():
+        name, _, width = line.partition("\t" if "\t" in line else "|")
+        cols.append((name.lower(), int(width) if width.strip() not in ("", "NULL") else None))
+    return cols
+
+
+def test_migrated_columns_follow_the_share_event(database: Database, tmp_path: Path) -> None:
+    writer = WriterProcess(tmp_path / "spool", database.url)
+    out = writer.run_command("migrate")
+    assert out.returncode == 0, out.stderr
+    assert "schema version 1" in out.stdout
+    columns = _columns(database)
+    assert [name for name, _ in columns] == list(FIELDS)
+    if database.kind != "sqlite":
+        widths = {name: width for name, width in columns if name in TEXT_LIMITS}
+        assert widths == TEXT_LIMITS
+    again = writer.run_command("migrate")
+    assert again.returncode == 0 and "applied: none" in again.stdout
+
+
+def test_two_migration_jobs_at_once_apply_each_version_once(
+    server_database: Database, tmp_path: Path
+) -> None:
+    writer = WriterProcess(tmp_path / "spool", server_database.url)
+    procs = [
+        subprocess.Popen(writer.argv("migrate"), env=writer.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert server_database.scalar("SELECT count(*) FROM schema_migrations") == 1
+
+
+def test_vitess_schema_is_the_mysql_migration_history() -> None:
+    on_disk = (ROOT / "vitess" / "schema.sql").read_text()
+    assert on_disk == render("mysql"), "run 'make vitess-schema' and commit vitess/schema.sql"
+
+
+def test_schema_export_runs_as_a_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "stratum_writer.schema_export", "mysql"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert "CREATE TABLE share_events" in out.stdout
