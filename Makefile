@@ -38,7 +38,7 @@ fmt: provision
 bench: bench-writer
 
 bench-writer: provision
-	$(PY) -m bench.writer
+	PYTHONPATH=tests $(PY) -m bench.writer
 
 # vitess/schema.sql is the MySQL migration history flattened; tests fail when it drifts.
 vitess-schema: provision

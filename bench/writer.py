@@ -1,0 +1,314 @@
+"""``make bench-writer``: sustained shares/s from a pre-filled spool, beside the baselines.
+
+Every system loads the same generated rows into the same migrated schema on the same
+throw-away servers, in one run, so the ratios mean something on a noisy machine:
+
+- ``ours``: the real ``stratum-writer`` process draining a pre-filled spool (PostgreSQL:
+  both bulk strategies, ``ours`` is the default one, ``ours-unnest``/``ours-copy`` both);
+- ``copy`` / ``load-data``: the database's own bulk loader (psql ``\\copy``, MariaDB
+  ``LOAD DATA LOCAL INFILE``), the ceiling;
+- ``one-insert``: one INSERT per share over a pool of 8 connections;
+- ``batch-100``: ``executemany`` in transactions of 100 rows.
+
+Ours also upserts the per-minute rollups in each batch; the baselines do not.
+Sizes: BENCH_EVENTS (default 1,000,000) and BENCH_BASELINE_EVENTS (default 50,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiomysql
+import asyncpg
+from sharelog.event import FIELDS, Row
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
+from stratum_writer.backends.sql_literals import timestamp
+
+from bench.report import Reporter
+from harness.databases import MariaDBServer, PostgresServer
+from harness.writer import WriterProcess
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
+BASELINE = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
+WORKERS = os.environ.get("BENCH_WRITER_WORKERS", "2")
+BATCH = os.environ.get("BENCH_BATCH_SIZE", "5000")
+
+
+def measure_append(spool: Path, rows: list[Row]) -> float:
+    """Producer cost per event, amortized, the flush to disk included."""
+    from sharelog.event import ShareEvent
+
+    events = [ShareEvent.from_row(r) for r in rows]
+    producer = SpoolProducer(spool, segment_bytes=64 << 20, max_bytes=1 << 40)
+    started = time.perf_counter_ns()
+    for i, e in enumerate(events):
+        producer.append(e)
+        if i & 4095 == 4095:
+            producer.flush_sync()
+    producer.close_sync()
+    return (time.perf_counter_ns() - started) / len(events)
+
+
+def fill_spool(spool: Path, rows: list[Row]) -> None:
+    measure_append(spool, rows)
+
+
+def run_ours(spool_template: Path, url: str, work: Path, strategy: str | None) -> tuple[float, float]:
+    """(sustained shares/s, peak RSS MiB) of the real writer draining a pre-filled spool."""
+    spool = work / f"spool-{time.monotonic_ns()}"
+    subprocess.run(["cp", "-r", str(spool_template), str(spool)], check=True)
+    extra = ["--batch-size", BATCH, "--workers", WORKERS, "--max-workers", WORKERS]
+    if strategy:
+        extra += ["--pg-strategy", strategy]
+    writer = WriterProcess(spool, url, *extra)
+    out = writer.run_command("migrate")
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    writer.start()
+    rss = 0.0
+    assert writer.proc is not None
+    first: tuple[float, float] | None = None  # (time, shares) when the first batch landed
+    while True:
+        m = writer.metrics()
+        now = time.perf_counter()
+        done = m.get("stratum_writer_inserted_total", 0) + m.get(
+            "stratum_writer_duplicates_ignored_total", 0
+        )
+        if first is None and done > 0:
+            first = (now, done)
+        rss = max(rss, _rss_mb(writer.proc.pid))
+        if done >= EVENTS and m.get("stratum_writer_queue_events", 1) == 0:
+            break
+        time.sleep(0.01)
+    assert first is not None
+    writer.terminate()
+    subprocess.run(["rm", "-rf", str(spool)], check=True)
+    # sustained: from the first committed batch to the last, start-up excluded
+    return (EVENTS - first[1]) / (now - first[0]), rss
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _csv_rows(rows: Iterable[Row], *, null: str, bytes_fmt: Callable[[bytes], str]) -> Iterable[list[str]]:
+    for r in rows:
+        out = []
+        for name, v in zip(FIELDS, r, strict=True):
+            if v is None:
+                out.append(null)
+            elif name == "share_id":
+                out.append(bytes_fmt(v))  # type: ignore[arg-type]
+            elif name in ("submitted_at", "responded_at"):
+                out.append(timestamp(v)[1:-1] + ("+00" if null == "" else ""))  # type: ignore[arg-type]
+            elif isinstance(v, bool):
+                out.append(("t" if v else "f") if null == "" else ("1" if v else "0"))
+            else:
+                out.append(str(v))
+        yield out
+
+
+def pg_copy(pg: PostgresServer, db: str, rows: list[Row], work: Path) -> float:
+    path = work / "rows.csv"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(_csv_rows(rows, null="", bytes_fmt=lambda b: "\\x" + b.hex()))
+    started = time.perf_counter()
+    pg.psql(f"\\copy share_events ({', '.join(FIELDS)}) FROM '{path}' WITH (FORMAT csv)", db)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def maria_load_data(maria: MariaDBServer, db: str, rows: list[Row], work: Path) -> float:
+    path = work / "rows.tsv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        w.writerows(_csv_rows(rows, null="\\N", bytes_fmt=bytes.hex))
+    cols = ", ".join("@sid" if f == "share_id" else f for f in FIELDS)
+    started = time.perf_counter()
+    client = "mariadb"
+    subprocess.run(
+        [client, "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}", db, "-e",
+         f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE share_events ({cols}) SET share_id = UNHEX(@sid)"],
+        check=True,
+    )  # fmt: skip
+    return len(rows) / (time.perf_counter() - started)
+
+
+_PG_ONE = (
+    f"INSERT INTO share_events ({', '.join(FIELDS)}) VALUES ("
+    + ", ".join(
+        f"'epoch'::timestamptz + ${i} * interval '1 microsecond'"
+        if f in ("submitted_at", "responded_at")
+        else f"${i}"
+        for i, f in enumerate(FIELDS, 1)
+    )
+    + ") ON CONFLICT (share_id) DO NOTHING"
+)
+_MY_ONE = (
+    f"INSERT IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES "
+    f"(UNHEX(%s), {', '.join(['%s'] * (len(FIELDS) - 1))})"
+)
+_LITE_ONE = f"INSERT OR IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+
+
+def _my_params(r: Row) -> tuple[Any, ...]:
+    # share_id as hex: aiomysql 0.3 cannot escape bytes with PyMySQL 1.2
+    return (r[0].hex(),) + tuple(
+        timestamp(v)[1:-1] if i in (18, 19) and v is not None else v for i, v in enumerate(r) if i
+    )
+
+
+async def _pg_baseline(url: str, rows: list[Row], batch: int) -> float:
+    pool = await asyncpg.create_pool(url, min_size=8, max_size=8)
+    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    queue = iter(chunks)
+
+    async def worker() -> None:
+        for chunk in queue:
+            async with pool.acquire() as conn:
+                if batch == 1:
+                    await conn.execute(_PG_ONE, *chunk[0])
+                else:
+                    async with conn.transaction():
+                        await conn.executemany(_PG_ONE, chunk)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(8)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return len(rows) / elapsed
+
+
+async def _my_baseline(maria: MariaDBServer, db: str, rows: list[Row], batch: int) -> float:
+    pool = await aiomysql.create_pool(host="127.0.0.1", port=maria.port, user="root", db=db,
+                                      minsize=8, maxsize=8, autocommit=batch == 1)  # fmt: skip
+    chunks = [[_my_params(r) for r in rows[i : i + batch]] for i in range(0, len(rows), batch)]
+    queue = iter(chunks)
+
+    async def worker() -> None:
+        for chunk in queue:
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                if batch == 1:
+                    await cur.execute(_MY_ONE, chunk[0])
+                else:
+                    await cur.executemany(_MY_ONE, chunk)
+                    await conn.commit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(8)))
+    elapsed = time.perf_counter() - started
+    pool.close()
+    await pool.wait_closed()
+    return len(rows) / elapsed
+
+
+def _lite_baseline(path: Path, rows: list[Row], batch: int) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    started = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        conn.execute("BEGIN")
+        conn.executemany(_LITE_ONE, rows[i : i + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(rows) / elapsed
+
+
+def main() -> int:
+    report = Reporter("writer")
+    rows = [e.as_row() for e in synthetic_events(EVENTS)]
+    prefix = rows[:BASELINE]
+    work = Path(tempfile.mkdtemp(prefix="bench-writer-"))
+    spool = work / "spool"
+    ns = measure_append(spool, rows)
+    report.emit(backend="spool", system="ours", metric="append_ns_per_event", value=ns, unit="ns",
+                events=EVENTS)  # fmt: skip
+    pg = PostgresServer(fsync=True)
+    maria = MariaDBServer()
+    names = iter(range(1000))
+
+    def fresh_pg() -> tuple[str, str]:
+        name = f"b{next(names)}"
+        url = pg.create_database(name)
+        WriterProcess(spool, url).run_command("migrate")
+        return name, url
+
+    def fresh_maria() -> tuple[str, str]:
+        name = f"b{next(names)}"
+        url = maria.create_database(name)
+        WriterProcess(spool, url).run_command("migrate")
+        return name, url
+
+    try:
+        # PostgreSQL
+        for strategy in ("unnest", "copy"):
+            _, url = fresh_pg()
+            rate, rss = run_ours(spool, url, work, strategy)
+            report.emit(backend="postgres", system=f"ours-{strategy}", metric="shares_per_s",
+                        value=rate, unit="shares/s", events=EVENTS, rss_mb=rss)  # fmt: skip
+            if strategy == "unnest":
+                report.emit(backend="postgres", system="ours", metric="shares_per_s", value=rate,
+                            unit="shares/s", events=EVENTS)  # fmt: skip
+                report.emit(backend="postgres", system="ours", metric="rss_mb", value=rss, unit="MiB")
+        name, _ = fresh_pg()
+        report.emit(backend="postgres", system="copy", metric="shares_per_s",
+                    value=pg_copy(pg, name, rows, work), unit="shares/s", events=EVENTS)  # fmt: skip
+        for system, batch in (("one-insert", 1), ("batch-100", 100)):
+            _, url = fresh_pg()
+            rate = asyncio.run(_pg_baseline(url, prefix, batch))
+            report.emit(backend="postgres", system=system, metric="shares_per_s", value=rate,
+                        unit="shares/s", events=len(prefix))  # fmt: skip
+        # MariaDB
+        _, url = fresh_maria()
+        rate, rss = run_ours(spool, url, work, None)
+        report.emit(backend="mariadb", system="ours", metric="shares_per_s", value=rate,
+                    unit="shares/s", events=EVENTS)  # fmt: skip
+        report.emit(backend="mariadb", system="ours", metric="rss_mb", value=rss, unit="MiB")
+        name, _ = fresh_maria()
+        report.emit(backend="mariadb", system="load-data", metric="shares_per_s",
+                    value=maria_load_data(maria, name, rows, work), unit="shares/s", events=EVENTS)  # fmt: skip
+        for system, batch in (("one-insert", 1), ("batch-100", 100)):
+            name, _ = fresh_maria()
+            rate = asyncio.run(_my_baseline(maria, name, prefix, batch))
+            report.emit(backend="mariadb", system=system, metric="shares_per_s", value=rate,
+                        unit="shares/s", events=len(prefix))  # fmt: skip
+        # SQLite
+        url = f"sqlite:///{work / 'ours.db'}"
+        rate, rss = run_ours(spool, url, work, None)
+        report.emit(backend="sqlite", system="ours", metric="shares_per_s", value=rate,
+                    unit="shares/s", events=EVENTS)  # fmt: skip
+        report.emit(backend="sqlite", system="ours", metric="rss_mb", value=rss, unit="MiB")
+        for system, batch in (("one-insert", 1), ("batch-100", 100)):
+            path = work / f"{system}.db"
+            WriterProcess(spool, f"sqlite:///{path}").run_command("migrate")
+            rate = _lite_baseline(path, prefix, batch)
+            report.emit(backend="sqlite", system=system, metric="shares_per_s", value=rate,
+                        unit="shares/s", events=len(prefix))  # fmt: skip
+    finally:
+        pg.destroy()
+        maria.destroy()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+    report.ratios()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
