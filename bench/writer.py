@@ -30,14 +30,14 @@ from typing import Any
 
 import aiomysql
 import asyncpg
-from sharelog.event import FIELDS, Row
-from sharelog.spool import SpoolProducer
-from sharelog.synthetic import synthetic_events
-from stratum_writer.backends.sql_literals import timestamp
 
 from bench.report import Reporter
 from harness.databases import MariaDBServer, PostgresServer
 from harness.writer import WriterProcess
+from sharelog.event import FIELDS, Row
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
+from stratum_writer.backends.sql_literals import timestamp
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 BASELINE = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
@@ -64,7 +64,9 @@ def fill_spool(spool: Path, rows: list[Row]) -> None:
     measure_append(spool, rows)
 
 
-def run_ours(spool_template: Path, url: str, work: Path, strategy: str | None) -> tuple[float, float]:
+def run_ours(
+    spool_template: Path, url: str, work: Path, strategy: str | None
+) -> tuple[float, float]:
     """(sustained shares/s, peak RSS MiB) of the real writer draining a pre-filled spool."""
     spool = work / f"spool-{time.monotonic_ns()}"
     subprocess.run(["cp", "-r", str(spool_template), str(spool)], check=True)
@@ -108,7 +110,9 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _csv_rows(rows: Iterable[Row], *, null: str, bytes_fmt: Callable[[bytes], str]) -> Iterable[list[str]]:
+def _csv_rows(
+    rows: Iterable[Row], *, null: str, bytes_fmt: Callable[[bytes], str]
+) -> Iterable[list[str]]:
     for r in rows:
         out = []
         for name, v in zip(FIELDS, r, strict=True):
@@ -141,10 +145,10 @@ def maria_load_data(maria: MariaDBServer, db: str, rows: list[Row], work: Path) 
         w.writerows(_csv_rows(rows, null="\\N", bytes_fmt=bytes.hex))
     cols = ", ".join("@sid" if f == "share_id" else f for f in FIELDS)
     started = time.perf_counter()
-    client = "mariadb"
+    load = f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE share_events ({cols}) SET share_id = UNHEX(@sid)"
     subprocess.run(
-        [client, "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}", db, "-e",
-         f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE share_events ({cols}) SET share_id = UNHEX(@sid)"],
+        ["mariadb", "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}", db,
+         "-e", load],
         check=True,
     )  # fmt: skip
     return len(rows) / (time.perf_counter() - started)
@@ -169,9 +173,11 @@ _LITE_ONE = f"INSERT OR IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES ({
 
 def _my_params(r: Row) -> tuple[Any, ...]:
     # share_id as hex: aiomysql 0.3 cannot escape bytes with PyMySQL 1.2
-    return (r[0].hex(),) + tuple(
-        timestamp(v)[1:-1] if i in (18, 19) and v is not None else v for i, v in enumerate(r) if i
-    )
+    values: list[Any] = list(r)
+    values[0] = r[0].hex()
+    values[18] = timestamp(r[18])[1:-1]
+    values[19] = None if r[19] is None else timestamp(r[19])[1:-1]
+    return tuple(values)
 
 
 async def _pg_baseline(url: str, rows: list[Row], batch: int) -> float:
@@ -267,7 +273,9 @@ def main() -> int:
             if strategy == "unnest":
                 report.emit(backend="postgres", system="ours", metric="shares_per_s", value=rate,
                             unit="shares/s", events=EVENTS)  # fmt: skip
-                report.emit(backend="postgres", system="ours", metric="rss_mb", value=rss, unit="MiB")
+                report.emit(
+                    backend="postgres", system="ours", metric="rss_mb", value=rss, unit="MiB"
+                )
         name, _ = fresh_pg()
         report.emit(backend="postgres", system="copy", metric="shares_per_s",
                     value=pg_copy(pg, name, rows, work), unit="shares/s", events=EVENTS)  # fmt: skip

@@ -30,3 +30,18 @@ def test_a_row_has_one_literal_per_field() -> None:
     literal = row_literal(row)
     assert literal.startswith("(X'") and literal.endswith(")")
     assert literal.count(",") >= 20
+
+
+def test_hostile_text_in_any_text_field_is_escaped() -> None:
+    row = list(next(synthetic_events(1)).as_row())
+    row[4] = "rig'); DROP TABLE share_events; --\\"
+    literal = row_literal(tuple(row))  # type: ignore[arg-type]
+    assert "'rig\\'); DROP TABLE share_events; --\\\\'" in literal
+
+
+@pytest.mark.parametrize("index", [1, 5, 14, 18])
+def test_wrong_types_are_refused(index: int) -> None:
+    row = list(next(synthetic_events(1)).as_row())
+    row[index] = 1.5
+    with pytest.raises(ValueError):
+        row_literal(tuple(row))  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharelog.codec import PayloadError, decode
+from sharelog.codec import decode_many
 from sharelog.event import SUBMITTED_AT, Row
 from sharelog.spool import Batch, SpoolReader
 from stratum_writer.deadletters import DeadLetterFile
@@ -160,15 +160,16 @@ class Drainer:
         return self._decode(batches)
 
     def _decode(self, batches: list[Batch]) -> Job:
-        rows: list[Row] = []
-        for batch in batches:
-            for payload in batch.payloads:
-                try:
-                    rows.append(decode(payload))
-                except PayloadError as exc:
-                    self.dead_letters.add_payload(payload, f"unreadable spool record: {exc}")
-                    self.metrics.dead_letters.inc()
-                    log.error("dead-lettered an unreadable spool record: %s", exc)
+        payloads = (
+            batches[0].payloads
+            if len(batches) == 1
+            else [p for batch in batches for p in batch.payloads]
+        )
+        rows, bad = decode_many(payloads)
+        for payload, reason in bad:
+            self.dead_letters.add_payload(payload, f"unreadable spool record: {reason}")
+            self.metrics.dead_letters.inc()
+            log.error("dead-lettered an unreadable spool record: %s", reason)
         oldest = min(
             (r[SUBMITTED_AT] for r in rows[:1] + rows[-1:]), default=int(time.time() * 1e6)
         )

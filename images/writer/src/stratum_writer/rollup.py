@@ -47,17 +47,18 @@ def rollup(rows: Iterable[Row]) -> list[MinuteStats]:
     same order and cannot deadlock each other.
     """
     buckets: dict[tuple[str, str, str, int], MinuteStats] = {}
+    stale = int(Verdict.STALE)
     for row in rows:
         at = row[SUBMITTED_AT]
-        minute = at - at % MINUTE_US
-        key = (row[POOL], row[USER_IDENTITY], row[WORKER], minute)
-        stats = buckets.get(key)
-        if stats is None:
+        key = (row[POOL], row[USER_IDENTITY], row[WORKER], at - at % MINUTE_US)
+        try:
+            stats = buckets[key]
+        except KeyError:
             stats = buckets[key] = MinuteStats(*key, shard_key=row[SHARD_KEY])
         if row[ACCEPTED]:
             stats.accepted += 1
             stats.accepted_difficulty += row[DIFFICULTY]
-        elif row[ERROR_CODE] == Verdict.STALE:
+        elif row[ERROR_CODE] == stale:
             stats.stale += 1
         else:
             stats.rejected += 1

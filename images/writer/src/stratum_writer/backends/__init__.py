@@ -18,7 +18,7 @@ SCHEMES = {
 }
 
 
-def open_backend(url: str, *, pg_strategy: str = "unnest") -> Backend:
+def open_backend(url: str, *, pg_strategy: str = "copy") -> Backend:
     """The backend for ``url``. Raises ValueError, with the URL redacted, when it is wrong."""
     scheme = urlsplit(url).scheme.lower()
     kind = SCHEMES.get(scheme)

@@ -127,7 +127,7 @@ class _PgTransaction(Transaction):
 class PostgresBackend(Backend):
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, strategy: Strategy = "unnest") -> None:
+    def __init__(self, dsn: str, *, strategy: Strategy = "copy") -> None:
         self.dsn = dsn
         self.strategy: Strategy = strategy
         self._pool: asyncpg.Pool | None = None

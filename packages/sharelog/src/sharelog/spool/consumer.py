@@ -78,21 +78,26 @@ class SpoolReader:
             base = pos.offset
             data = self._pread(pos.segment, base, _CHUNK)
             got = 0
+            end = 0
+            want = max_records - len(payloads)
             try:
-                for end, payload in parse(data):
+                for end, payload in parse(data):  # noqa: B007 - the last end is the new offset
                     payloads.append(bytes(payload))
                     got += 1
-                    pos = Position(pos.segment, base + end, pos.seq + 1)
-                    if len(payloads) == max_records:
+                    if got == want:
                         break
             except Damage as exc:
+                if got:
+                    pos = Position(pos.segment, base + end, pos.seq + got)
                 if got == 0:
                     moved = self._skip_damage(pos, str(exc))
                     if moved is None:
                         break
                     pos = moved
-                    continue
-            if got == 0:
+                continue
+            if got:
+                pos = Position(pos.segment, base + end, pos.seq + got)
+            else:
                 moved = self._next_segment_if_finished(pos)
                 if moved is None:
                     break
