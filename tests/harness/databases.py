@@ -11,6 +11,8 @@ run as the packages' own ``postgres`` / ``mysql`` accounts.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import glob
 import os
 import pwd
@@ -50,6 +52,16 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise ServerUnavailable(
         f"server did not listen on {port} in {timeout}s: {log.read_text()[-2000:]}"
     )
+
+
+_running: set[_Server] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Servers run in their own session; don't leave them behind when a run is cut short."""
+    for server in list(_running):
+        server.kill()
 
 
 class _Server:
@@ -93,12 +105,18 @@ class _Server:
                 preexec_fn=self._demote,
                 start_new_session=True,
             )
-        _wait_port(self.port, self.proc, self.log, 60)
+        _running.add(self)
+        try:
+            _wait_port(self.port, self.proc, self.log, 60)
+        except ServerUnavailable:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """SIGKILL to every server process at once, as when its node or container dies."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:  # wait for the group's last process to go
@@ -121,6 +139,7 @@ class _Server:
 
     def destroy(self) -> None:
         self.stop()
+        _running.discard(self)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -184,9 +203,14 @@ class MariaDBServer(_Server):
             argv.append(f"--user={self.account}")
         self._run(argv)
         self.start()
-        self.sql(
-            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
-        )
+        try:
+            self.sql(
+                "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; "
+                "GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION"
+            )
+        except Exception:
+            self.destroy()
+            raise
 
     @staticmethod
     def _mariadbd() -> str:
