@@ -104,3 +104,25 @@ def test_workers_follow_the_file_the_operator_writes(postgres_db: Database, tmp_
     workers_file.write_text("1")
     writer.wait_for("stratum_writer_workers", lambda v: v == 1)
     assert writer.terminate() == 0
+
+
+def test_sigterm_during_an_outage_exits_on_the_deadline_and_keeps_the_shares(
+    server_database: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    writer = WriterProcess(spool, server_database.url, "--drain-timeout", "2")
+    migrate(writer)
+    writer.start()
+    server = server_database.server
+    assert server is not None
+    server.kill()
+    fill(spool, 5000)
+    writer.wait_for("stratum_writer_backend_up", lambda v: v == 0)
+    started = time.monotonic()
+    assert writer.terminate(timeout=30) == 0
+    assert time.monotonic() - started < 10, "the pod's grace period must not run out"
+    server.start()
+    again = WriterProcess(spool, server_database.url).start()
+    again.wait_for(QUEUE, lambda v: v == 0)
+    assert again.terminate() == 0
+    assert_exactly(server_database, 5000)
