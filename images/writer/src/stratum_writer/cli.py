@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -88,6 +89,15 @@ async def _migrate(config: WriterConfig) -> int:
     return 0
 
 
+def _tune_gc() -> None:
+    """Each batch allocates ~100,000 short-lived tuples and lists, none in cycles; with the
+    default thresholds the cyclic collector ran every 700 of them and cost 1.5 us a share
+    (measured). Freeze what start-up built and collect the young generation rarely."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
+
+
 async def _run(config: WriterConfig, migrate_first: bool) -> int:
     backend, url = await _connect(config, config.max_workers)
     metrics = WriterMetrics()
@@ -105,6 +115,7 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
         )
     metrics.schema_version.set(version)
     metrics.backend_up.set(1)
+    _tune_gc()
     reader = SpoolReader(config.spool_dir)
     dead_letters = DeadLetterFile(config.dead_letters)
     drainer: Drainer | None = None
