@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 
 from harness.databases import Database, MariaDBServer, PostgresServer
+from harness.writer import kill_all_writers
 
 _names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_writers() -> Iterator[None]:
+    yield
+    kill_all_writers()
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,15 @@ def assert_exactly(db: Database, expected: int) -> None:
     assert (rows, distinct, rolled) == (expected, expected, expected)
 
 
+_started: list[WriterProcess] = []
+
+
+def kill_all_writers() -> None:
+    """Test teardown: no writer outlives its test, whatever the test's outcome."""
+    while _started:
+        _started.pop().kill()
+
+
 class WriterProcess:
     def __init__(
         self, spool: Path, url: str, *extra: str, workers_file: Path | None = None
@@ -76,6 +85,7 @@ class WriterProcess:
             argv += ["--workers-file", str(self.workers_file)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
+        _started.append(self)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

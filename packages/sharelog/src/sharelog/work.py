@@ -1,0 +1,120 @@
+"""What a share is worth: rebuild the block header a miner hashed, and measure it.
+
+Stratum V1 sends the pieces of a block header (``mining.notify``) and gets back the
+miner's choices (``mining.submit``); the header is reassembled here exactly as the pool
+does, hashed with SHA256d, and the hash compared with the pool's and the network's
+targets. The proxy, the reference pool and the load generator all use this one module;
+its tests check it against a real Bitcoin block, not against itself.
+
+Byte orders, as Stratum V1 has them: version, nbits, ntime and nonce travel as
+big-endian hex of the 32-bit value and sit little-endian in the header; prevhash
+travels as eight 4-byte words each byte-swapped; merkle branches are internal order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+# The target of difficulty 1 ("diff1"), as pools and miners define share difficulty.
+DIFF1_TARGET = 0x00000000FFFF0000000000000000000000000000000000000000000000000000
+
+
+def sha256d(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def swap_words(data: bytes) -> bytes:
+    """Reverse the bytes of each 4-byte word (Stratum's prevhash encoding)."""
+    return b"".join(data[i : i + 4][::-1] for i in range(0, len(data), 4))
+
+
+def target_from_nbits(nbits: int) -> int:
+    exponent, mantissa = nbits >> 24, nbits & 0x007FFFFF
+    if exponent <= 3:
+        return mantissa >> (8 * (3 - exponent))
+    return mantissa << (8 * (exponent - 3))
+
+
+def difficulty_of_target(target: int) -> float:
+    return DIFF1_TARGET / target if target else float("inf")
+
+
+def target_of_difficulty(difficulty: float) -> int:
+    return int(DIFF1_TARGET / difficulty)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The header parts of one ``mining.notify``, decoded once when the job arrives."""
+
+    job_id: str
+    prevhash: bytes  # header order (words already swapped back)
+    coinb1: bytes
+    coinb2: bytes
+    merkle_branch: tuple[bytes, ...]
+    version: int
+    nbits: int
+    ntime: int
+    clean_jobs: bool
+
+    @classmethod
+    def from_notify(cls, params: list[object]) -> Job:
+        """Parse ``mining.notify`` params; ValueError when they are not a valid job."""
+        if not isinstance(params, list) or len(params) < 9:
+            raise ValueError("mining.notify needs 9 params")
+        job_id, prevhash, coinb1, coinb2, branch, version, nbits, ntime, clean = params[:9]
+        if not isinstance(branch, list) or not all(isinstance(h, str) for h in branch):
+            raise ValueError("merkle branch must be a list of hex strings")
+        try:
+            job = cls(
+                job_id=str(job_id),
+                prevhash=swap_words(bytes.fromhex(str(prevhash))),
+                coinb1=bytes.fromhex(str(coinb1)),
+                coinb2=bytes.fromhex(str(coinb2)),
+                merkle_branch=tuple(bytes.fromhex(h) for h in branch),
+                version=int(str(version), 16),
+                nbits=int(str(nbits), 16),
+                ntime=int(str(ntime), 16),
+                clean_jobs=bool(clean),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"malformed mining.notify: {exc}") from None
+        if len(job.prevhash) != 32 or any(len(h) != 32 for h in job.merkle_branch):
+            raise ValueError("prevhash and merkle branch entries must be 32 bytes")
+        return job
+
+    def header(
+        self,
+        extranonce1: bytes,
+        extranonce2: bytes,
+        ntime: int,
+        nonce: int,
+        version_bits: int | None = None,
+        version_mask: int = 0,
+    ) -> bytes:
+        """The 80-byte header for a submitted solution."""
+        root = sha256d(self.coinb1 + extranonce1 + extranonce2 + self.coinb2)
+        for branch in self.merkle_branch:
+            root = sha256d(root + branch)
+        version = self.version
+        if version_bits is not None:
+            version = (version & ~version_mask) | (version_bits & version_mask)
+        return (
+            (version & 0xFFFFFFFF).to_bytes(4, "little")
+            + self.prevhash
+            + root
+            + ntime.to_bytes(4, "little")
+            + self.nbits.to_bytes(4, "little")
+            + nonce.to_bytes(4, "little")
+        )
+
+
+def hash_value(header: bytes) -> int:
+    """The header's SHA256d as the number that is compared with targets."""
+    return int.from_bytes(sha256d(header), "little")
+
+
+def share_difficulty(header: bytes) -> float:
+    """The difficulty this header actually reached."""
+    return DIFF1_TARGET / max(hash_value(header), 1)  # finite: every database can store it
