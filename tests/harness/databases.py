@@ -108,9 +108,13 @@ class _Server:
         _running.add(self)
         try:
             _wait_port(self.port, self.proc, self.log, 60)
+            self._wait_ready(60)
         except ServerUnavailable:
             self.kill()
             raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Past the open port: a server recovering from a crash listens before it serves."""
 
     def kill(self) -> None:
         """SIGKILL to every server process at once, as when its node or container dies."""
@@ -168,6 +172,17 @@ class PostgresServer(_Server):
             "-c", f"fsync={'on' if self.fsync else 'off'}", "-c", "max_connections=200",
             "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB",
         ])  # fmt: skip
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.psql("SELECT 1")
+                return
+            except RuntimeError as exc:
+                if time.monotonic() > deadline:
+                    raise ServerUnavailable(f"PostgreSQL listens but never served: {exc}") from None
+                time.sleep(0.05)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
