@@ -19,6 +19,7 @@ from typing import Any
 
 from sharelog import logfmt
 from sharelog.spool import SpoolReader
+from sharelog.status_http import StatusServer
 from stratum_writer import __version__
 from stratum_writer.backends import Backend, open_backend, redact
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
@@ -26,7 +27,6 @@ from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
 from stratum_writer.delivery import Delivery, describe
 from stratum_writer.drain import Drainer
 from stratum_writer.metrics import WriterMetrics
-from stratum_writer.status_server import StatusServer
 
 log = logging.getLogger("stratum_writer")
 
@@ -141,7 +141,7 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
         up = metrics.backend_up._value.get() == 1
         return up, "ready" if up else "database unavailable; shares wait in the spool"
 
-    server = StatusServer(metrics, ready, drainer.update_gauges)
+    server = StatusServer(metrics.registry, ready, drainer.update_gauges)
     host, port = config.listen_address()
     bound = await server.start(host, port)
     stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""The writer's one HTTP port: /metrics for Prometheus and the operator, /healthz, /readyz.
+"""The side port of both images: /metrics for Prometheus and the operator, /healthz, /readyz.
 
 A few lines of asyncio rather than a web framework: three GET routes, no bodies in.
 """
@@ -9,9 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from stratum_writer.metrics import WriterMetrics
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 _MAX_REQUEST = 8192
 
@@ -19,11 +17,11 @@ _MAX_REQUEST = 8192
 class StatusServer:
     def __init__(
         self,
-        metrics: WriterMetrics,
+        registry: CollectorRegistry,
         ready: Callable[[], tuple[bool, str]],
         refresh: Callable[[], None] = lambda: None,
     ) -> None:
-        self.metrics = metrics
+        self.registry = registry
         self.ready = ready
         self.refresh = refresh  # brings gauges up to date, so a scrape never reads stale depth
         self._server: asyncio.Server | None = None
@@ -51,7 +49,7 @@ class StatusServer:
             status, ctype, body = (
                 "200 OK",
                 CONTENT_TYPE_LATEST,
-                generate_latest(self.metrics.registry),
+                generate_latest(self.registry),
             )
         elif path == b"/healthz":
             status, ctype, body = "200 OK", "text/plain", b"ok\n"
