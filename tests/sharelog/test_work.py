@@ -67,3 +67,10 @@ def test_version_rolling_only_touches_the_masked_bits() -> None:
 def test_share_difficulty_is_diff1_over_the_hash() -> None:
     header = _header()
     assert share_difficulty(header) > 244112.49  # the block beat its own target
+
+
+def test_nbits_round_trips_through_targets() -> None:
+    from sharelog.work import nbits_from_target
+
+    for nbits in (BITS, 0x1D00FFFF, 0x207FFFFF, 0x1B0404CB):
+        assert nbits_from_target(target_from_nbits(nbits)) == nbits

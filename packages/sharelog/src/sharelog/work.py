@@ -84,16 +84,18 @@ class Job:
             raise ValueError("prevhash and merkle branch entries must be 32 bytes")
         return job
 
-    def header(
+    def header_prefix(
         self,
         extranonce1: bytes,
         extranonce2: bytes,
         ntime: int,
-        nonce: int,
         version_bits: int | None = None,
         version_mask: int = 0,
     ) -> bytes:
-        """The 80-byte header for a submitted solution."""
+        """The first 76 bytes of the header: everything but the nonce.
+
+        Miners hash many nonces over one prefix, so it is built once per extranonce2.
+        """
         root = sha256d(self.coinb1 + extranonce1 + extranonce2 + self.coinb2)
         for branch in self.merkle_branch:
             root = sha256d(root + branch)
@@ -106,8 +108,30 @@ class Job:
             + root
             + ntime.to_bytes(4, "little")
             + self.nbits.to_bytes(4, "little")
-            + nonce.to_bytes(4, "little")
         )
+
+    def header(
+        self,
+        extranonce1: bytes,
+        extranonce2: bytes,
+        ntime: int,
+        nonce: int,
+        version_bits: int | None = None,
+        version_mask: int = 0,
+    ) -> bytes:
+        """The 80-byte header for a submitted solution."""
+        prefix = self.header_prefix(extranonce1, extranonce2, ntime, version_bits, version_mask)
+        return prefix + nonce.to_bytes(4, "little")
+
+
+def nbits_from_target(target: int) -> int:
+    """The compact form of a target (as a pool encodes the network target in a job)."""
+    size = (target.bit_length() + 7) // 8
+    mantissa = target >> (8 * (size - 3)) if size > 3 else target << (8 * (3 - size))
+    if mantissa & 0x00800000:  # the sign bit: shift one byte further
+        mantissa >>= 8
+        size += 1
+    return (size << 24) | mantissa
 
 
 def hash_value(header: bytes) -> int:
