@@ -56,7 +56,7 @@ def parse(line: bytes) -> Message:
     if not isinstance(obj, dict):
         raise ProtocolError(INVALID_REQUEST, "invalid request: not a JSON object")
     msg_id = obj.get("id")
-    if msg_id is not None and not isinstance(msg_id, int | str) or isinstance(msg_id, bool):
+    if (msg_id is not None and not isinstance(msg_id, int | str)) or isinstance(msg_id, bool):
         raise ProtocolError(INVALID_REQUEST, "invalid request: id must be a number or string")
     method = obj.get("method")
     if method is not None:

@@ -19,7 +19,6 @@ from typing import Any
 
 from sharelog.event import ShareEvent, Verdict, clip, make_shard_key, make_share_id
 from sharelog.work import Job, hash_value, share_difficulty, target_from_nbits
-
 from stratum_proxy.messages import (
     JsonId,
     Message,
@@ -39,7 +38,7 @@ class SessionSettings:
     pool: str
     proxy_instance: str
     upstream_account: str | None = None  # rewrite logins to this pool account
-    upstream_password: str = "x"
+    upstream_password: str = "x"  # noqa: S105 - Stratum convention, not a secret
     local_reject: bool = True  # answer duplicate and low-difficulty shares ourselves
     submit_timeout: float = 30.0
     max_pending: int = 256
@@ -140,7 +139,9 @@ class MinerSession:
         if login is None or self.settings.upstream_account is None:
             return params, login
         _, rig = split_login(login)
-        upstream_login = f"{self.settings.upstream_account}.{rig}" if rig else self.settings.upstream_account
+        upstream_login = (
+            f"{self.settings.upstream_account}.{rig}" if rig else self.settings.upstream_account
+        )
         return [upstream_login, self.settings.upstream_password], login
 
     def _send_upstream(
@@ -162,7 +163,9 @@ class MinerSession:
             and _is_hex(p[4], 8)
             and (len(p) == 5 or _is_hex(p[5], 8))
         ):
-            out.to_miner.append(encode_response(msg.id, None, stratum_error(20, "malformed submit")))
+            out.to_miner.append(
+                encode_response(msg.id, None, stratum_error(20, "malformed submit"))
+            )
             return
         login, job_id, en2, ntime, nonce = p[0], p[1], p[2], p[3], p[4]
         version_bits = p[5] if len(p) == 6 else None
@@ -246,7 +249,7 @@ class MinerSession:
             self._subscribed(msg.result)
         elif pending.method == "mining.configure" and isinstance(msg.result, dict):
             mask = msg.result.get("version-rolling.mask")
-            if msg.result.get("version-rolling") and _is_hex(mask, 8):
+            if msg.result.get("version-rolling") and isinstance(mask, str) and _is_hex(mask, 8):
                 self.version_mask = int(mask, 16)
         elif pending.method == "mining.authorize" and msg.result is True and pending.login:
             account = self._authorize_params([pending.login])[0][0]
@@ -281,9 +284,13 @@ class MinerSession:
             value = params[0]
             if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
                 self.difficulty = float(value)
-        elif method == "mining.set_extranonce" and len(params) >= 2:
-            if _is_hex(params[0]) and isinstance(params[1], int):
-                self.extranonce1, self.extranonce2_size = params[0], params[1]
+        elif (
+            method == "mining.set_extranonce"
+            and len(params) >= 2
+            and _is_hex(params[0])
+            and isinstance(params[1], int)
+        ):
+            self.extranonce1, self.extranonce2_size = params[0], params[1]
         out.to_miner.append(raw)  # relayed untouched, known method or not
 
     # -- time and loss --------------------------------------------------------------------
@@ -322,8 +329,16 @@ class MinerSession:
         upstream = clip("upstream", self.upstream)
         out.events.append(
             ShareEvent(
-                share_id=make_share_id(s.submitted_at, upstream, s.job_id, s.extranonce1,
-                                       s.extranonce2, s.ntime, s.nonce, s.version_bits),  # fmt: skip
+                share_id=make_share_id(
+                    s.submitted_at,
+                    upstream,
+                    s.job_id,
+                    s.extranonce1,
+                    s.extranonce2,
+                    s.ntime,
+                    s.nonce,
+                    s.version_bits,
+                ),
                 pool=clip("pool", self.settings.pool),
                 upstream=upstream,
                 user_identity=s.user_identity,

@@ -1,0 +1,107 @@
+"""The proxy's settings: a JSON file (the operator's ConfigMap) plus STRATUM_PROXY_* env.
+
+Validated at start with pydantic; a bad config is one line naming the field and why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """One line naming the bad setting and why."""
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("stratum+tcp", "stratum+ssl", "tcp", "ssl") or not parts.hostname:
+        raise ValueError(f"{url!r} is not stratum+tcp://host:port or stratum+ssl://host:port")
+    if parts.port is None:
+        raise ValueError(f"{url!r} has no port")
+    return url
+
+
+class ProxyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str = Field("local", min_length=1, max_length=63)
+    listen: str = "0.0.0.0:3333"
+    metrics_listen: str = "0.0.0.0:9101"
+    upstreams: list[str] = Field(min_length=1)
+    routes: dict[str, list[str]] = {}  # CONNECT <name> -> upstreams, Loka-Stratum style
+    upstream_account: str | None = None
+    upstream_password: str = "x"  # noqa: S105 - Stratum pools ignore it; "x" is the convention
+    upstream_insecure_tls: bool = False
+    local_reject: bool = True
+    submit_timeout_s: float = Field(30.0, gt=0, le=600)
+    handshake_timeout_s: float = Field(30.0, gt=0)
+    idle_timeout_s: float = Field(600.0, gt=0)
+    max_line_bytes: int = Field(16384, ge=512, le=1 << 20)
+    max_connections: int = Field(100_000, ge=1)
+    max_connections_per_ip: int = Field(1000, ge=1)
+    max_protocol_errors: int = Field(50, ge=1)
+    spool_dir: Path = Path("/var/spool/stratum")
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
+    spool_fsync_interval_s: float | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    proxy_instance: str = Field(
+        default_factory=lambda: os.environ.get("POD_NAME", socket.gethostname())
+    )
+    shutdown_grace_s: float = Field(20.0, ge=0)
+    log_level: str = "INFO"
+
+    @field_validator("upstreams")
+    @classmethod
+    def _upstreams(cls, value: list[str]) -> list[str]:
+        return [_check_url(u) for u in value]
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, urls in value.items():
+            if not urls:
+                raise ValueError(f"route {name!r} has no upstreams")
+            for url in urls:
+                _check_url(url)
+        return value
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    try:
+        return host or "0.0.0.0", int(port)  # noqa: S104
+    except ValueError:
+        raise ConfigError(f"address must be HOST:PORT, got {address!r}") from None
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> ProxyConfig:
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path} must hold a JSON object")
+        values.update(loaded)
+    for key in ProxyConfig.model_fields:
+        env = f"STRATUM_PROXY_{key.upper()}"
+        if env in os.environ:
+            raw = os.environ[env]
+            values[key] = json.loads(raw) if key in ("upstreams", "routes") else raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ProxyConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid proxy config: {problems}") from None
