@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from harness.databases import Database, MariaDBServer, PostgresServer
-from harness.writer import kill_all_writers
+from harness.service import kill_all_services
 
 _names = itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def _no_stray_writers() -> Iterator[None]:
+def _no_stray_processes() -> Iterator[None]:
     yield
-    kill_all_writers()
+    kill_all_services()
 
 
 @pytest.fixture(scope="session")

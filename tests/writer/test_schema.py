@@ -49,7 +49,7 @@ def test_two_migration_jobs_at_once_apply_each_version_once(
 ) -> None:
     writer = WriterProcess(tmp_path / "spool", server_database.url)
     procs = [
-        subprocess.Popen(writer.argv("migrate"), env=writer.env(), stdout=subprocess.PIPE,
+        subprocess.Popen(writer.command("migrate"), env=writer.env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]  # fmt: skip

@@ -15,7 +15,7 @@ _MAX_WORKERS = 10_000  # label cardinality bound: the busiest workers are kept
 class ProxyMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        self.connections = Gauge("stratum_proxy_connections", "Open miner connections", registry=r)
+        self.connections = Gauge("stratum_proxy_miners", "Open miner connections", registry=r)
         self.connections_total = Counter(
             "stratum_proxy_connections", "Miner connections accepted", registry=r
         )

@@ -61,6 +61,8 @@ class Miner:
         self._en2 = self.rng.getrandbits(24)
         self._last: list[Any] | None = None
         self._ready = asyncio.Event()
+        self._outstanding = 0  # submits sent and not yet answered, this connection
+        self._settled = asyncio.Event()
 
     async def run(self, stop: asyncio.Event, *, reconnect: bool = True) -> None:
         while not stop.is_set():
@@ -127,23 +129,33 @@ class Miner:
             self.version_mask = int(result["version-rolling.mask"], 16)
         elif isinstance(msg_id, int) and msg_id >= 4:
             self.stats.answers[None if result is True else (error or [20])[0]] += 1
+            self._outstanding -= 1
+            if self._outstanding <= 0:
+                self._settled.set()
 
     async def _mine(self, writer: asyncio.StreamWriter, stop: asyncio.Event,
                     listener: asyncio.Task[None]) -> None:  # fmt: skip
         send = _sender(writer)
         next_id = 4
         started = time.monotonic()
+        self._outstanding = 0
         while not stop.is_set() and not listener.done():
             params = self._next_share()
             send(4 if self.behaviour.reuse_ids else next_id, "mining.submit", params)
             next_id += 1
             self.stats.submitted += 1
+            self._outstanding += 1
+            self._settled.clear()
             await writer.drain()
             if self.interval:
                 ahead = started + self.stats.submitted * self.interval - time.monotonic()
                 await asyncio.sleep(max(ahead, 0))
             else:
                 await asyncio.sleep(0)
+        if self._outstanding > 0 and not listener.done():
+            # Stop as a miner that is switched off cleanly: hear every verdict first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), 5)
 
     def _next_share(self) -> list[Any]:
         b, roll = self.behaviour, self.rng.random()
@@ -156,14 +168,8 @@ class Miner:
         ntime = job.ntime
         vbits = self.rng.getrandbits(32) & self.version_mask if self.version_mask else None
         prefix = job.header_prefix(self.extranonce1, en2, ntime, vbits, self.version_mask)
-        target = target_of_difficulty(self.difficulty)
         low = roll < b.duplicate_rate + b.low_difficulty_rate
-        nonce = self.rng.getrandbits(32)
-        while True:  # real hashing: a nonce that meets (or, on purpose, misses) the target
-            value = hash_value(prefix + nonce.to_bytes(4, "little"))
-            if (value > target) == low:
-                break
-            nonce = (nonce + 1) & 0xFFFFFFFF
+        nonce = solve(prefix, self.difficulty, self.rng.getrandbits(32), meets=not low)
         job_id = job.job_id
         if b.stale_rate and roll > 1 - b.stale_rate:
             job_id = "deadbeef"
@@ -172,6 +178,18 @@ class Miner:
             params.append(f"{vbits:08x}")
         self._last = params
         return params
+
+
+def solve(prefix: bytes, difficulty: float, start: int, *, meets: bool = True) -> int:
+    """Real hashing: the first nonce from ``start`` whose header meets the target.
+
+    With ``meets=False``, one that misses it: a below-target share, as buggy firmware sends.
+    """
+    target = target_of_difficulty(difficulty)
+    nonce = start & 0xFFFFFFFF
+    while (hash_value(prefix + nonce.to_bytes(4, "little")) <= target) != meets:
+        nonce = (nonce + 1) & 0xFFFFFFFF
+    return nonce
 
 
 def _sender(writer: asyncio.StreamWriter) -> Any:
@@ -195,7 +213,7 @@ async def run_fleet(
     tasks = [asyncio.create_task(m.run(stop)) for m in fleet]
     await asyncio.sleep(duration)
     stop.set()
-    await asyncio.sleep(0.5)
+    await asyncio.wait(tasks, timeout=6)  # each miner hears its last verdicts, then leaves
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

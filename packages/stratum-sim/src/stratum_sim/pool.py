@@ -52,7 +52,7 @@ class Verdict:
     code: int | None  # None: accepted
 
 
-@dataclass
+@dataclass(eq=False)  # identity: one per connection, kept in a set
 class _Conn:
     writer: asyncio.StreamWriter
     extranonce1: str
@@ -61,6 +61,22 @@ class _Conn:
     version_rolling: bool = False
     difficulty: float = 1.0
     jobs: dict[str, tuple[Job, float]] = field(default_factory=dict)
+
+
+def job_params(job_id: str, nbits: int, *, clean: bool) -> list[Any]:
+    """``mining.notify`` params of a fresh job: random coinbase and branch, real nbits."""
+    rnd = os.urandom
+    return [
+        job_id,
+        swap_words(rnd(32)).hex(),
+        "01000000010000000000000000000000000000000000000000000000000000000000000000" + rnd(8).hex(),
+        rnd(12).hex() + "ffffffff",
+        [rnd(32).hex(), rnd(32).hex()],
+        "20000000",
+        f"{nbits:08x}",
+        f"{int(time.time()):08x}",
+        clean,
+    ]
 
 
 class ReferencePool:
@@ -95,19 +111,7 @@ class ReferencePool:
     # -- jobs -----------------------------------------------------------------------------
 
     def new_job(self, *, clean: bool, broadcast: bool = True) -> None:
-        rnd = os.urandom
-        self._job_params = [
-            f"{next(self._job_ids):x}",
-            swap_words(rnd(32)).hex(),
-            "01000000010000000000000000000000000000000000000000000000000000000000000000"
-            + rnd(8).hex(),
-            rnd(12).hex() + "ffffffff",
-            [rnd(32).hex(), rnd(32).hex()],
-            "20000000",
-            f"{self.nbits:08x}",
-            f"{int(time.time()):08x}",
-            clean,
-        ]
+        self._job_params = job_params(f"{next(self._job_ids):x}", self.nbits, clean=clean)
         self._job = Job.from_notify(self._job_params)
         if broadcast:
             for conn in list(self._conns):

@@ -1,0 +1,36 @@
+"""Run ``stratum-proxy`` as the real process it is in a pod, from a JSON config file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.databases import free_port
+from harness.service import ServiceProcess
+
+
+class ProxyProcess(ServiceProcess):
+    name = "proxy"
+
+    def __init__(self, workdir: Path, upstreams: list[str], **settings: Any) -> None:
+        super().__init__(workdir)
+        self.listen_port = free_port()
+        self.spool = workdir / "spool"
+        self.config: dict[str, Any] = {
+            "pool": "test-pool",
+            "listen": f"127.0.0.1:{self.listen_port}",
+            "metrics_listen": f"127.0.0.1:{self.port}",
+            "upstreams": upstreams,
+            "spool_dir": str(self.spool),
+            "proxy_instance": "proxy-0",
+            "shutdown_grace_s": 2,
+            **settings,
+        }
+        self.config_file = workdir / f"proxy-{self.port}.json"
+
+    def start(self) -> ProxyProcess:
+        self.config_file.write_text(json.dumps(self.config))
+        self.spawn([sys.executable, "-m", "stratum_proxy.cli", "--config", str(self.config_file)])
+        return self

@@ -1,0 +1,280 @@
+"""The proxy's protocol rules, on the pure session: which share got which verdict.
+
+Shares here are mined for real (SHA256d at a tiny difficulty) with the load
+generator's own search, against jobs made the way the reference pool makes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from sharelog.event import ShareEvent, Verdict
+from sharelog.work import DIFF1_TARGET, Job, nbits_from_target
+from stratum_proxy.messages import Request, Response, parse
+from stratum_proxy.session import MinerSession, Outbox, SessionSettings
+from stratum_sim.miners import solve
+from stratum_sim.pool import job_params
+
+DIFF = 2**-28  # about one hash in sixteen meets it
+EN1 = "0000abcd"
+MASK = 0x1FFFE000
+
+
+def line(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj) + b"\n"
+
+
+class Rig:
+    """A session with a scripted pool on one side and a scripted miner on the other."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.session = MinerSession(
+            SessionSettings(pool="p", proxy_instance="pod-0", **settings), "stratum+tcp://pool:1"
+        )
+        self.now = 0.0
+        self.to_pool: list[dict[str, Any]] = []
+        self.to_miner: list[dict[str, Any]] = []
+        self.events: list[ShareEvent] = []
+
+    def _take(self, out: Outbox) -> None:
+        self.to_pool += [orjson.loads(x) for x in out.to_upstream]
+        self.to_miner += [orjson.loads(x) for x in out.to_miner]
+        self.events += out.events
+
+    def miner(self, msg_id: Any, method: str, params: list[Any]) -> None:
+        raw = line({"id": msg_id, "method": method, "params": params})
+        out = Outbox()
+        self.session.from_miner(parse(raw.strip()), raw, out)
+        self._take(out)
+
+    def pool(self, obj: dict[str, Any]) -> None:
+        raw = line(obj)
+        out = Outbox()
+        self.session.from_upstream(parse(raw.strip()), raw, out)
+        self._take(out)
+
+    def answer_last(self, result: Any, error: Any = None) -> None:
+        self.pool({"id": self.to_pool[-1]["id"], "result": result, "error": error})
+
+    def handshake(self, login: str = "alice.rig1", *, network_difficulty: float = 1e6) -> Job:
+        self.miner(
+            1, "mining.configure", [["version-rolling"], {"version-rolling.mask": "ffffffff"}]
+        )
+        self.answer_last({"version-rolling": True, "version-rolling.mask": f"{MASK:08x}"})
+        self.miner(2, "mining.subscribe", ["test/1"])
+        self.answer_last([[["mining.notify", "1"]], EN1, 4])
+        self.miner(3, "mining.authorize", [login, "x"])
+        self.answer_last(True)
+        self.pool({"id": None, "method": "mining.set_difficulty", "params": [DIFF]})
+        nbits = nbits_from_target(int(DIFF1_TARGET / network_difficulty))
+        params = job_params("j1", nbits, clean=True)
+        self.pool({"id": None, "method": "mining.notify", "params": params})
+        return Job.from_notify(params)
+
+    def share(
+        self, job: Job, en2: int, *, login: str = "alice.rig1", meets: bool = True,
+        vbits: int = 0x00002000, en1: str = EN1,
+    ) -> list[Any]:  # fmt: skip
+        en2_bytes = en2.to_bytes(4, "big")
+        prefix = job.header_prefix(bytes.fromhex(en1), en2_bytes, job.ntime, vbits, MASK)
+        nonce = solve(prefix, DIFF, 0, meets=meets)
+        return [login, job.job_id, en2_bytes.hex(), f"{job.ntime:08x}", f"{nonce:08x}",
+                f"{vbits:08x}"]  # fmt: skip
+
+
+def test_repeated_miner_ids_never_credit_a_verdict_to_the_wrong_share() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    first, second = rig.share(job, 1), rig.share(job, 2)
+    rig.miner(4, "mining.submit", first)
+    rig.miner(4, "mining.submit", second)  # the same id, as some firmware does
+    up_first, up_second = rig.to_pool[-2], rig.to_pool[-1]
+    assert up_first["id"] != up_second["id"], "each upstream request needs its own id"
+    # The pool answers out of order: the second share is rejected, the first accepted.
+    rig.pool({"id": up_second["id"], "result": None, "error": [23, "low difficulty", None]})
+    rig.pool({"id": up_first["id"], "result": True, "error": None})
+    by_en2 = {e.extranonce2: e for e in rig.events}
+    assert by_en2[first[2]].accepted and by_en2[first[2]].error_code is None
+    assert not by_en2[second[2]].accepted and by_en2[second[2]].error_code == 23
+    assert [m["id"] for m in rig.to_miner[-2:]] == [4, 4]
+
+
+def test_configure_before_subscribe_and_version_rolling_count_in_the_hash() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    assert rig.session.version_mask == MASK
+    rig.miner(5, "mining.submit", rig.share(job, 7, vbits=0x1FFFE000))
+    assert rig.to_pool[-1]["method"] == "mining.submit", "a valid rolled share goes upstream"
+    rig.answer_last(True)
+    (event,) = rig.events
+    assert event.accepted and event.version_bits == "1fffe000"
+    assert event.share_difficulty >= DIFF
+    assert event.difficulty == DIFF
+
+
+def test_duplicates_are_recognised_by_solution_and_answered_by_the_proxy() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    share = rig.share(job, 9)
+    rig.miner(10, "mining.submit", share)
+    rig.answer_last(True)
+    sent = len(rig.to_pool)
+    rig.miner(11, "mining.submit", share)  # same solution, different request id
+    assert len(rig.to_pool) == sent, "a duplicate must not bother the pool"
+    assert rig.to_miner[-1] == {"id": 11, "result": None, "error": [22, "duplicate share", None]}
+    dup = rig.events[-1]
+    assert (dup.accepted, dup.error_code) == (False, Verdict.DUPLICATE)
+    assert dup.share_id != rig.events[0].share_id, "a second submission is its own event"
+
+
+def test_below_target_share_is_rejected_locally_with_its_real_difficulty() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    rig.miner(12, "mining.submit", rig.share(job, 3, meets=False))
+    assert rig.to_miner[-1]["error"][0] == Verdict.LOW_DIFFICULTY
+    (event,) = rig.events
+    assert event.error_code == Verdict.LOW_DIFFICULTY
+    assert 0 < event.share_difficulty < DIFF
+
+
+def test_local_reject_off_relays_everything_and_records_the_pools_verdict() -> None:
+    rig = Rig(local_reject=False)
+    job = rig.handshake()
+    rig.miner(12, "mining.submit", rig.share(job, 3, meets=False))
+    assert rig.to_pool[-1]["method"] == "mining.submit"
+    rig.answer_last(None, [23, "low difficulty share", None])
+    assert rig.events[0].error_code == 23 and rig.events[0].error_message == "low difficulty share"
+
+
+def test_stale_job_and_unauthorized_worker() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    stale = rig.share(job, 4)
+    stale[1] = "gone"
+    rig.miner(13, "mining.submit", stale)
+    rig.miner(14, "mining.submit", rig.share(job, 5, login="mallory.rig"))
+    assert [e.error_code for e in rig.events] == [Verdict.STALE, Verdict.UNAUTHORIZED]
+
+
+def test_clean_jobs_forget_old_jobs() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    old_share = rig.share(job, 6)
+    rig.pool({"id": None, "method": "mining.notify",
+              "params": job_params("j2", job.nbits, clean=True)})  # fmt: skip
+    rig.miner(15, "mining.submit", old_share)
+    assert rig.events[-1].error_code == Verdict.STALE
+
+
+def test_block_candidate_when_the_hash_meets_the_network_target() -> None:
+    rig = Rig()
+    job = rig.handshake(network_difficulty=DIFF)  # every valid share solves a block
+    rig.miner(16, "mining.submit", rig.share(job, 8))
+    rig.answer_last(True)
+    assert rig.events[0].block_candidate
+    ordinary = Rig()
+    job = ordinary.handshake(network_difficulty=1e9)
+    ordinary.miner(16, "mining.submit", ordinary.share(job, 8))
+    ordinary.answer_last(True)
+    assert not ordinary.events[0].block_candidate
+
+
+def test_login_rewritten_to_the_farm_account_keeps_the_worker_name() -> None:
+    rig = Rig(upstream_account="farm")
+    job = rig.handshake("alice.rig1")
+    authorize = next(m for m in rig.to_pool if m["method"] == "mining.authorize")
+    assert authorize["params"] == ["farm.rig1", "x"]
+    rig.miner(17, "mining.submit", rig.share(job, 10))
+    assert rig.to_pool[-1]["params"][0] == "farm.rig1"
+    rig.answer_last(True)
+    event = rig.events[0]
+    assert (event.user_identity, event.worker) == ("alice", "alice.rig1")
+
+
+def test_timeout_and_lost_upstream_are_never_recorded_as_accepted() -> None:
+    rig = Rig(submit_timeout=5.0)
+    job = rig.handshake()
+    rig.miner(18, "mining.submit", rig.share(job, 11))
+    sent_at = rig.session.pending[rig.to_pool[-1]["id"]].sent_at
+    out = Outbox()
+    rig.session.expire(sent_at + 4.9, out)
+    assert not out.events
+    rig.session.expire(sent_at + 5.1, out)
+    rig._take(out)
+    rig.miner(19, "mining.submit", rig.share(job, 12))
+    out = Outbox()
+    rig.session.upstream_lost("pool went away", out)
+    rig._take(out)
+    assert [(e.accepted, e.error_code) for e in rig.events] == [
+        (False, Verdict.TIMEOUT), (False, Verdict.UPSTREAM_LOST)
+    ]  # fmt: skip
+    assert [m["id"] for m in rig.to_miner[-2:]] == [18, 19], "the miner hears back either way"
+    late = rig.to_pool[-1]["id"]
+    rig.pool({"id": late, "result": True, "error": None})  # too late: already settled
+    assert len(rig.events) == 2
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["client.reconnect", "client.show_message", "mining.set_extranonce", "vendor.custom"],
+)
+def test_pool_requests_reach_the_miner_untouched(method: str) -> None:
+    rig = Rig()
+    rig.handshake()
+    raw = line({"id": None, "method": method, "params": ["ffff0000", 4]})
+    out = Outbox()
+    rig.session.from_upstream(parse(raw.strip()), raw, out)
+    assert out.to_miner == [raw]
+
+
+def test_set_extranonce_changes_the_header_the_proxy_rebuilds() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    rig.pool({"id": None, "method": "mining.set_extranonce", "params": ["0000ffff", 4]})
+    assert rig.session.extranonce1 == "0000ffff"
+    rig.miner(20, "mining.submit", rig.share(job, 13, en1="0000ffff"))
+    assert rig.to_pool[-1]["method"] == "mining.submit", "valid under the new extranonce1"
+    rig.answer_last(True)
+    assert rig.events[0].extranonce1 == "0000ffff" and rig.events[0].share_difficulty >= DIFF
+
+
+def test_unknown_miner_methods_and_notifications_are_forwarded() -> None:
+    rig = Rig()
+    rig.miner(30, "mining.suggest_difficulty", [0.5])
+    rig.miner(31, "vendor.hello", [])
+    assert [m["method"] for m in rig.to_pool] == ["mining.suggest_difficulty", "vendor.hello"]
+    rig.answer_last("hi")
+    assert rig.to_miner[-1] == {"id": 31, "result": "hi", "error": None}
+
+
+def test_malformed_submits_get_an_error_and_no_share() -> None:
+    rig = Rig()
+    rig.handshake()
+    for params in ([], ["a"], ["a", "j1", "zz", "00", "00"], ["a", 1, 2, 3, 4], [None] * 6):
+        rig.miner(40, "mining.submit", params)
+        assert rig.to_miner[-1]["error"][0] == 20
+    assert rig.events == []
+
+
+def test_requests_in_flight_are_bounded() -> None:
+    rig = Rig(max_pending=4)
+    rig.handshake()
+    for i in range(6):
+        rig.miner(50 + i, "vendor.slow", [])
+    assert len(rig.session.pending) == 4
+    assert rig.to_miner[-1]["error"] == [20, "too many requests in flight", None]
+
+
+def test_responses_and_notifications_pass_both_ways() -> None:
+    rig = Rig()
+    rig.miner(None, "mining.extranonce.subscribe", [])
+    assert rig.to_pool[-1]["id"] is None
+    msg = parse(b'{"id": 77, "result": "1.0", "error": null}')
+    assert isinstance(msg, Response)
+    out = Outbox()
+    rig.session.from_miner(msg, b'{"id":77}\n', out)  # the miner answering client.get_version
+    assert out.to_upstream == [b'{"id":77}\n']
+    assert isinstance(parse(b'{"id":1,"method":"m","params":null}'), Request)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the real servers the tests need from the Go module proxy, pinned, cached outside
+# the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and Vitess's
+# vtctld and vtctldclient. Idempotent: a tool whose binary is cached is not rebuilt.
+#
+#   tools/build-go-tools.sh [TOOL...]   (default: all; prints the bin directory last)
+#
+# k8s.io/kubernetes is not meant to be required as a module: its go.mod points every
+# staging module (k8s.io/api, k8s.io/client-go, ...) at ./staging. A wrapper module
+# requires it at v1.X.Y and pins each staging module to v0.X.Y with replace lines,
+# regenerated from that version's own go.mod, so the build is the release's code.
+set -euo pipefail
+
+K8S_VERSION=v1.35.4
+ETCD_VERSION=v3.6.16
+HELM_VERSION=v3.20.2
+VITESS_VERSION=v0.24.4
+
+cache="${STRATUM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum-operator}"
+bin="$cache/bin"
+mkdir -p "$bin" "$cache/build"
+export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
+export CGO_ENABLED=0
+
+log() { echo "build-go-tools: $*" >&2; }
+
+# A binary is cached with its version in a stamp beside it, so bumping a pin rebuilds.
+fresh() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" > "$bin/.$1.version"; }
+
+wrapper() {  # wrapper NAME MODULE VERSION: a module that requires MODULE@VERSION
+  local dir="$cache/build/$1-$3"
+  mkdir -p "$dir"
+  if [ ! -f "$dir/go.mod" ]; then
+    (cd "$dir" && go mod init "stratum-tools/$1" >/dev/null 2>&1 && echo 'package tools' > tools.go)
+  fi
+  echo "$dir"
+}
+
+build_kubernetes() {
+  local tools=(kube-apiserver kube-controller-manager kubectl) need=()
+  for t in "${tools[@]}"; do fresh "$t" "$K8S_VERSION" || need+=("$t"); done
+  [ ${#need[@]} -eq 0 ] && return
+  log "building ${need[*]} $K8S_VERSION (first time: several minutes)"
+  local dir minor
+  dir=$(wrapper kubernetes k8s.io/kubernetes "$K8S_VERSION")
+  minor="v0.${K8S_VERSION#v1.}"
+  (
+    cd "$dir"
+    local modfile
+    modfile=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+    go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+    # every "k8s.io/<m> => ./staging/src/k8s.io/<m>" becomes "k8s.io/<m> => k8s.io/<m> v0.X.Y"
+    sed -n 's#^\s*\(k8s.io/[^ ]*\) => ./staging/src/.*#\1#p' "$modfile" | while read -r m; do
+      go mod edit -replace="$m=$m@$minor"
+    done
+    go mod edit -go="$(sed -n 's/^go //p' "$modfile")"
+    # blank imports of the commands, so tidy resolves (and keeps) what they need
+    { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+      for t in "${tools[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$t\""; done; echo ')'; } > tools.go
+    go mod tidy
+    for t in "${need[@]}"; do
+      go build -o "$bin/$t" "k8s.io/kubernetes/cmd/$t"
+      stamp "$t" "$K8S_VERSION"
+    done
+  )
+}
+
+build_simple() {  # build_simple TOOL MODULE VERSION PACKAGE
+  fresh "$1" "$3" && return
+  log "building $1 $3"
+  local dir
+  dir=$(wrapper "$1" "$2" "$3")
+  (
+    cd "$dir"
+    go get "$2@$3" >/dev/null
+    go build -o "$bin/$1" "$4"
+    stamp "$1" "$3"
+  )
+}
+
+build_vitess() {
+  fresh vtctld "$VITESS_VERSION" && fresh vtctldclient "$VITESS_VERSION" && return
+  log "building vtctld, vtctldclient $VITESS_VERSION"
+  local dir
+  dir=$(wrapper vitess vitess.io/vitess "$VITESS_VERSION")
+  (
+    cd "$dir"
+    go get "vitess.io/vitess@$VITESS_VERSION" >/dev/null
+    for t in vtctld vtctldclient; do
+      go build -o "$bin/$t" "vitess.io/vitess/go/cmd/$t"
+      stamp "$t" "$VITESS_VERSION"
+    done
+  )
+}
+
+wanted=("$@")
+[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes helm vitess)
+for w in "${wanted[@]}"; do
+  case "$w" in
+    etcd) build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
+    kubernetes) build_kubernetes ;;
+    helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+    vitess) build_vitess ;;
+    *) log "unknown tool $w (etcd, kubernetes, helm, vitess)"; exit 2 ;;
+  esac
+done
+echo "$bin"
