@@ -28,12 +28,15 @@ log() { echo "build-go-tools: $*" >&2; }
 fresh() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
 stamp() { echo "$2" > "$bin/.$1.version"; }
 
-wrapper() {  # wrapper NAME MODULE VERSION: a module that requires MODULE@VERSION
-  local dir="$cache/build/$1-$3"
+wrapper() {  # wrapper NAME VERSION PACKAGE...: a module whose tools.go imports PACKAGEs
+  local name=$1 version=$2 dir
+  shift 2
+  dir="$cache/build/$name-$version"
   mkdir -p "$dir"
-  if [ ! -f "$dir/go.mod" ]; then
-    (cd "$dir" && go mod init "stratum-tools/$1" >/dev/null 2>&1 && echo 'package tools' > tools.go)
-  fi
+  [ -f "$dir/go.mod" ] || (cd "$dir" && go mod init "stratum-tools/$name" >/dev/null 2>&1)
+  # blank imports of the commands, so tidy resolves (and keeps) what they need
+  { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+    for pkg in "$@"; do echo "	_ \"$pkg\""; done; echo ')'; } > "$dir/tools.go"
   echo "$dir"
 }
 
@@ -43,7 +46,7 @@ build_kubernetes() {
   [ ${#need[@]} -eq 0 ] && return
   log "building ${need[*]} $K8S_VERSION (first time: several minutes)"
   local dir minor
-  dir=$(wrapper kubernetes k8s.io/kubernetes "$K8S_VERSION")
+  dir=$(wrapper kubernetes "$K8S_VERSION" "${tools[@]/#/k8s.io/kubernetes/cmd/}")
   minor="v0.${K8S_VERSION#v1.}"
   (
     cd "$dir"
@@ -55,9 +58,6 @@ build_kubernetes() {
       go mod edit -replace="$m=$m@$minor"
     done
     go mod edit -go="$(sed -n 's/^go //p' "$modfile")"
-    # blank imports of the commands, so tidy resolves (and keeps) what they need
-    { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
-      for t in "${tools[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$t\""; done; echo ')'; } > tools.go
     go mod tidy
     for t in "${need[@]}"; do
       go build -o "$bin/$t" "k8s.io/kubernetes/cmd/$t"
@@ -70,10 +70,11 @@ build_simple() {  # build_simple TOOL MODULE VERSION PACKAGE
   fresh "$1" "$3" && return
   log "building $1 $3"
   local dir
-  dir=$(wrapper "$1" "$2" "$3")
+  dir=$(wrapper "$1" "$3" "$4")
   (
     cd "$dir"
     go get "$2@$3" >/dev/null
+    go mod tidy
     go build -o "$bin/$1" "$4"
     stamp "$1" "$3"
   )
@@ -83,10 +84,11 @@ build_vitess() {
   fresh vtctld "$VITESS_VERSION" && fresh vtctldclient "$VITESS_VERSION" && return
   log "building vtctld, vtctldclient $VITESS_VERSION"
   local dir
-  dir=$(wrapper vitess vitess.io/vitess "$VITESS_VERSION")
+  dir=$(wrapper vitess "$VITESS_VERSION" vitess.io/vitess/go/cmd/vtctld vitess.io/vitess/go/cmd/vtctldclient)
   (
     cd "$dir"
     go get "vitess.io/vitess@$VITESS_VERSION" >/dev/null
+    go mod tidy
     for t in vtctld vtctldclient; do
       go build -o "$bin/$t" "vitess.io/vitess/go/cmd/$t"
       stamp "$t" "$VITESS_VERSION"

@@ -146,8 +146,12 @@ class ReferencePool:
                     msg = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
-                if isinstance(msg, dict) and "method" in msg:
-                    self._handle(conn, msg)
+                if isinstance(msg, dict) and isinstance(msg.get("method"), str):
+                    try:
+                        self._handle(conn, msg)
+                    except (TypeError, ValueError, IndexError, AttributeError):
+                        # a real pool answers nonsense with an error, it doesn't hang up
+                        self._reply(conn, msg.get("id"), None, [20, "malformed request", None])
                     await writer.drain()
         except (ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
