@@ -29,6 +29,7 @@ test-fast: provision
 lint: provision
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint $(wildcard images/*/Dockerfile operator/Dockerfile)
 	$(VENV)/bin/mypy $(PACKAGES) tests bench demo
 
 fmt: provision

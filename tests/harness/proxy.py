@@ -31,6 +31,7 @@ class ProxyProcess(ServiceProcess):
         self.config_file = workdir / f"proxy-{self.port}.json"
 
     def start(self) -> ProxyProcess:
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(self.config))
         self.spawn([sys.executable, "-m", "stratum_proxy.cli", "--config", str(self.config_file)])
         return self

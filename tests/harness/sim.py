@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Coroutine
@@ -31,11 +32,13 @@ class SimLoop:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def pool(self, *, network_difficulty: float = 1e6) -> tuple[ReferencePool, str]:
+    def pool(
+        self, *, network_difficulty: float = 1e6, tls: ssl.SSLContext | None = None
+    ) -> tuple[ReferencePool, str]:
         pool = ReferencePool(DIFFICULTY, network_difficulty=network_difficulty)
-        port = self.run(pool.start())
+        port = self.run(pool.start(tls=tls))
         self.pools.append(pool)
-        return pool, f"stratum+tcp://127.0.0.1:{port}"
+        return pool, f"stratum+{'ssl' if tls else 'tcp'}://127.0.0.1:{port}"
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))

@@ -41,7 +41,9 @@ def test_primary_dies_miners_fail_over_and_in_flight_shares_are_lost(
     stats = fleet.result(60)
     heard = answers(stats)
     submitted = sum(s.submitted for s in stats)
-    assert sum(heard.values()) == submitted
+    # A submit written into a connection the proxy is already closing is never read, so
+    # never answered nor recorded; at most one per miner, in the instant of the failover.
+    assert submitted - len(stats) <= sum(heard.values()) <= submitted
     live = proxy.metrics()
     assert live["stratum_proxy_upstream_failures_total"] >= 1
     assert proxy.terminate() == 0
@@ -69,4 +71,5 @@ def test_primary_dies_miners_fail_over_and_in_flight_shares_are_lost(
         f"SELECT count(*) FROM share_events WHERE upstream = '{backup_url}' AND accepted"
     )
     assert after == Counter(v.code for v in backup.ledger)[None] > 0
-    assert postgres_db.scalar("SELECT count(*) FROM share_events") == submitted
+    assert postgres_db.scalar("SELECT count(*) FROM share_events") == sum(heard.values())
+    assert heard[23] == 0, "miners mine on the backup's extranonce1, not the dead pool's"

@@ -259,13 +259,21 @@ def test_malformed_submits_get_an_error_and_no_share() -> None:
     assert rig.events == []
 
 
-def test_requests_in_flight_are_bounded() -> None:
+def test_requests_in_flight_are_bounded_and_refused_shares_still_recorded() -> None:
     rig = Rig(max_pending=4)
-    rig.handshake()
-    for i in range(6):
+    job = rig.handshake()
+    for i in range(3):
         rig.miner(50 + i, "vendor.slow", [])
+    rig.miner(53, "mining.submit", rig.share(job, 21))
     assert len(rig.session.pending) == 4
+    rig.miner(54, "vendor.slow", [])
     assert rig.to_miner[-1]["error"] == [20, "too many requests in flight", None]
+    rig.miner(55, "mining.submit", rig.share(job, 22))  # the pool is this far behind
+    assert rig.to_miner[-1]["error"] == [20, "too many submits in flight", None]
+    assert len(rig.session.pending) == 4
+    (refused,) = rig.events
+    assert (refused.accepted, refused.error_code) == (False, Verdict.OTHER)
+    assert refused.error_message == "too many submits in flight (answered by proxy)"
 
 
 def test_responses_and_notifications_pass_both_ways() -> None:

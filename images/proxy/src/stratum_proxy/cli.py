@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from sharelog import logfmt
+from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolProducer
 from sharelog.status_http import StatusServer
 from stratum_proxy import __version__
@@ -59,9 +60,13 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> int:
         local_reject=config.local_reject,
         submit_timeout=config.submit_timeout_s,
     )
-    pools = {"": UpstreamPool(config.upstreams, insecure_tls=config.upstream_insecure_tls)}
-    for name, urls in config.routes.items():
-        pools[name] = UpstreamPool(urls, insecure_tls=config.upstream_insecure_tls)
+    ca_file = str(config.upstream_ca_file) if config.upstream_ca_file else None
+
+    def failover_list(urls: list[str]) -> UpstreamPool:
+        return UpstreamPool(urls, insecure_tls=config.upstream_insecure_tls, ca_file=ca_file)
+
+    pools = {"": failover_list(config.upstreams)}  # "": miners without a CONNECT preamble
+    pools.update((name, failover_list(urls)) for name, urls in config.routes.items())
     ctx = ProxyContext(config, settings, pools, spool, metrics, asyncio.Event())
     server = ProxyServer(ctx)
 
@@ -80,6 +85,7 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    freeze_startup_heap()
     log.info("serving miners on :%d (metrics :%d), upstreams %s", bound, mbound, config.upstreams)
     if ready is not None:
         ready.set()

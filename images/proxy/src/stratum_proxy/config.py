@@ -38,7 +38,8 @@ class ProxyConfig(BaseModel):
     routes: dict[str, list[str]] = {}  # CONNECT <name> -> upstreams, Loka-Stratum style
     upstream_account: str | None = None
     upstream_password: str = "x"  # noqa: S105 - Stratum pools ignore it; "x" is the convention
-    upstream_insecure_tls: bool = False
+    upstream_insecure_tls: bool = False  # stratum+ssl without verifying the pool (not advised)
+    upstream_ca_file: Path | None = None  # trust this CA bundle for stratum+ssl upstreams
     local_reject: bool = True
     submit_timeout_s: float = Field(30.0, gt=0, le=600)
     handshake_timeout_s: float = Field(30.0, gt=0)

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
 from stratum_proxy.config import ProxyConfig
 from stratum_proxy.messages import ProtocolError, Request, parse
@@ -41,18 +42,36 @@ class ProxyContext:
     stopping: asyncio.Event
 
 
-async def _read_line(reader: asyncio.StreamReader, timeout: float, who: str) -> bytes:  # noqa: ASYNC109 - a per-line deadline, not a call timeout
+async def _read_line(reader: asyncio.StreamReader, who: str) -> bytes:
+    """One line, newline stripped; Closed (saying why) when there can be no more."""
     try:
-        line = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
+        line = await reader.readuntil(b"\n")
     except asyncio.LimitOverrunError:
         raise Closed(f"{who} sent a line longer than the limit") from None
     except asyncio.IncompleteReadError:
         raise Closed(f"{who} closed the connection") from None
-    except TimeoutError:
-        raise Closed(f"{who} sent no complete line for {timeout:.0f}s") from None
     except (ConnectionError, OSError) as exc:
         raise Closed(f"{who} connection error: {exc}") from None
     return line.rstrip(b"\r\n")
+
+
+async def _first_line(reader: asyncio.StreamReader, timeout: float) -> bytes:  # noqa: ASYNC109 - the handshake deadline
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_line(reader, "miner")
+    except TimeoutError:
+        raise Closed(f"miner sent no complete line for {timeout:.0f}s") from None
+
+
+def _write(writer: asyncio.StreamWriter, data: bytes, who: str) -> None:
+    """Write, or end the connection if that side has gone.
+
+    uvloop raises RuntimeError on a closed transport where asyncio drops the data; either
+    way the line can't be delivered, and the connection is over.
+    """
+    if writer.transport.is_closing():
+        raise Closed(f"{who} closed the connection")
+    writer.write(data)
 
 
 async def _preamble(
@@ -62,13 +81,13 @@ async def _preamble(
 
     Returns the route name and, without a preamble, the miner's first line to process.
     """
-    first = await _read_line(reader, ctx.config.handshake_timeout_s, "miner")
+    first = await _first_line(reader, ctx.config.handshake_timeout_s)
     if not first.startswith(b"CONNECT "):
         return "", first
     parts = first.split()
     name = parts[1].decode(errors="replace") if len(parts) >= 2 else ""
     for _ in range(_PREAMBLE_LINES):  # the rest of the HTTP request head
-        if not await _read_line(reader, ctx.config.handshake_timeout_s, "miner"):
+        if not await _first_line(reader, ctx.config.handshake_timeout_s):
             break
     else:
         raise Closed("miner's CONNECT preamble has no end")
@@ -93,6 +112,11 @@ class MinerConnection:
         self.upstream_writer: asyncio.StreamWriter | None = None
         self.protocol_errors = 0
         self.subscribed = False
+        # Deadlines are checked by the server's sweep once a second, not per read: a
+        # timeout per line costs a task per line, a timer per connection a wake-up per
+        # second per miner, and these only need second precision.
+        self.miner_seen = self.upstream_seen = time.monotonic()
+        self.abort_reason: str | None = None
 
     async def run(self) -> str:
         """Serve until the miner or the upstream goes; return why, for the log."""
@@ -111,7 +135,6 @@ class MinerConnection:
             tasks = [
                 asyncio.create_task(self._miner_loop()),
                 asyncio.create_task(self._upstream_loop(up_reader, pool, url)),
-                asyncio.create_task(self._timer_loop()),
             ]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -121,6 +144,9 @@ class MinerConnection:
                 await asyncio.gather(*tasks, return_exceptions=True)
             reason = "closed"
             for task in done:
+                if self.abort_reason is not None:
+                    reason = self.abort_reason
+                    break
                 failure = task.exception()
                 if isinstance(failure, Closed):
                     reason = str(failure)
@@ -135,11 +161,8 @@ class MinerConnection:
 
     async def _miner_loop(self) -> None:
         while True:
-            timeout = (
-                self.ctx.config.idle_timeout_s if self.subscribed
-                else self.ctx.config.handshake_timeout_s
-            )  # fmt: skip
-            line = await _read_line(self.reader, timeout, "miner")
+            line = await _read_line(self.reader, "miner")
+            self.miner_seen = time.monotonic()
             if line:
                 await self._from_miner(line)
 
@@ -155,8 +178,7 @@ class MinerConnection:
                 raise Closed("too many invalid lines from the miner") from None
             return
         if isinstance(msg, Request):
-            method = msg.method if msg.method.startswith(("mining.", "client.")) else "other"
-            self.ctx.metrics.requests.labels(method[:40]).inc()
+            self.ctx.metrics.request(msg.method)
             if msg.method == "mining.subscribe":
                 self.subscribed = True
         out = Outbox()
@@ -169,7 +191,8 @@ class MinerConnection:
         assert self.session is not None
         try:
             while True:
-                line = await _read_line(reader, self.ctx.config.idle_timeout_s, "upstream")
+                line = await _read_line(reader, "upstream")
+                self.upstream_seen = time.monotonic()
                 if not line:
                     continue
                 try:
@@ -190,37 +213,55 @@ class MinerConnection:
             # The miner reconnects and lands on the next healthy upstream.
             raise Closed(f"upstream {url}: {exc}") from None
 
-    async def _timer_loop(self) -> None:
-        assert self.session is not None
-        while True:
-            await asyncio.sleep(1.0)
-            out = Outbox()
-            self.session.expire(time.monotonic(), out)
-            await self._deliver(out)
+    def sweep(self, now: float) -> None:
+        """The server's once-a-second visit: deadlines, then submits the pool left unanswered."""
+        if self.session is None or self.abort_reason is not None:
+            return  # still in the preamble, which has a deadline of its own; or ending
+        config = self.ctx.config
+        limit = config.idle_timeout_s if self.subscribed else config.handshake_timeout_s
+        if now - self.miner_seen > limit:
+            # also the slowloris defence: bytes without a newline don't count
+            self._abort(f"miner sent no complete line for {limit:.0f}s")
+            return
+        if now - self.upstream_seen > config.idle_timeout_s and self.upstream_writer:
+            self.upstream_writer.close()  # the upstream loop reports it as lost
+        out = Outbox()
+        self.session.expire(now, out)
+        try:
+            self._deliver_now(out)
+        except Closed as exc:
+            self._abort(str(exc))
+
+    def _abort(self, reason: str) -> None:
+        self.abort_reason = reason
+        self.writer.close()  # the miner loop ends; run() reports this reason
 
     async def _deliver(self, out: Outbox) -> None:
-        if out.to_upstream and self.upstream_writer is not None:
-            self.upstream_writer.write(b"".join(out.to_upstream))
-        if out.to_miner:
-            self._write_miner(out.to_miner)
-        metrics = self.ctx.metrics
-        for event in out.events:
-            self.ctx.spool.append(event)  # never blocks: drops and counts when full
-            if event.accepted:
-                metrics.shares.labels("accepted", "").inc()
-                metrics.accepted_work(event.worker, event.difficulty)
-            else:
-                metrics.shares.labels("rejected", str(event.error_code)).inc()
-            if event.responded_at is not None:
-                metrics.upstream_rtt.observe((event.responded_at - event.submitted_at) / 1e6)
+        self._deliver_now(out)
         if self.upstream_writer is not None and out.to_upstream:
             await self.upstream_writer.drain()
 
+    def _deliver_now(self, out: Outbox) -> None:
+        if out.to_upstream and self.upstream_writer is not None:
+            _write(self.upstream_writer, b"".join(out.to_upstream), "upstream")
+        if out.to_miner:
+            self._write_miner(out.to_miner)
+        self._account(out.events)
+
+    def _account(self, events: list[ShareEvent]) -> None:
+        metrics = self.ctx.metrics
+        for event in events:
+            self.ctx.spool.append(event)  # never blocks: drops and counts when full
+            metrics.share(event.error_code)
+            if event.accepted:
+                metrics.accepted_work(event.worker, event.difficulty)
+            if event.responded_at is not None:
+                metrics.upstream_rtt.observe((event.responded_at - event.submitted_at) / 1e6)
+
     def _write_miner(self, lines: list[bytes]) -> None:
-        transport = self.writer.transport
-        if transport.get_write_buffer_size() > _MAX_OUTBOUND:
+        if self.writer.transport.get_write_buffer_size() > _MAX_OUTBOUND:
             raise Closed("miner stopped reading")
-        self.writer.write(b"".join(lines))
+        _write(self.writer, b"".join(lines), "miner")
 
     async def send_reconnect(self) -> None:
         """Shutdown: ask the miner to come back (to another pod behind the Service)."""
@@ -233,8 +274,9 @@ class MinerConnection:
             # Shares still in flight when the connection ends never got a verdict.
             out = Outbox()
             self.session.upstream_lost("connection closed before the pool answered", out)
-            for event in out.events:
-                self.ctx.spool.append(event)
+            self._account(out.events)
+            with contextlib.suppress(Closed, OSError, RuntimeError):
+                self._write_miner(out.to_miner)  # if the miner is still there, it hears why
         for w in (self.writer, self.upstream_writer):
             if w is not None:
                 w.close()

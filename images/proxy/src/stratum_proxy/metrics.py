@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _HASHRATE_WINDOW_S = 600.0
 _MAX_WORKERS = 10_000  # label cardinality bound: the busiest workers are kept
+KNOWN_METHODS = (
+    "mining.subscribe", "mining.authorize", "mining.submit", "mining.configure",
+    "mining.extranonce.subscribe", "mining.suggest_difficulty", "mining.suggest_target",
+    "mining.get_transactions", "client.get_version",
+)  # fmt: skip
 
 
 class ProxyMetrics:
@@ -55,6 +61,25 @@ class ProxyMetrics:
             ["worker"], registry=r,
         )  # fmt: skip
         self._work: dict[str, dict[int, float]] = {}  # worker -> minute -> difficulty
+        # Children bound once: a labels() lookup per share is measurable at 20k shares/s.
+        self._requests = {m: self.requests.labels(m) for m in (*KNOWN_METHODS, "other")}
+        self._accepted = self.shares.labels("accepted", "")
+        self._rejected: dict[int, Any] = {}
+
+    def request(self, method: str) -> None:
+        """Count by method; only known methods get a series of their own, so a miner
+        inventing method names can't grow the metrics without bound."""
+        self._requests.get(method, self._requests["other"]).inc()
+
+    def share(self, error_code: int | None) -> None:
+        if error_code is None:
+            self._accepted.inc()
+            return
+        child = self._rejected.get(error_code)
+        if child is None:
+            label = str(error_code) if len(self._rejected) < 32 else "other"  # pools' codes vary
+            child = self._rejected[error_code] = self.shares.labels("rejected", label)
+        child.inc()
 
     def accepted_work(self, worker: str, difficulty: float) -> None:
         minute = int(time.monotonic() // 60)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections import Counter
 
 from stratum_proxy.connection import MinerConnection, ProxyContext
@@ -25,6 +26,7 @@ class ProxyServer:
         self.per_ip: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
         config = self.ctx.config
@@ -35,7 +37,21 @@ class ProxyServer:
         self._server = await asyncio.start_server(
             self._accept, host, port, limit=config.max_line_bytes, ssl=tls, backlog=4096
         )
+        self._sweeper = asyncio.create_task(self._sweep_loop())
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def _sweep_loop(self) -> None:
+        """Deadlines and submit timeouts for every connection, from one task."""
+        tick = min(1.0, self.ctx.config.handshake_timeout_s / 3)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                try:
+                    conn.sweep(now)
+                except Exception:
+                    log.exception("sweeping a connection failed; it is closed")
+                    conn.writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -88,6 +104,8 @@ class ProxyServer:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 

@@ -120,13 +120,13 @@ class MinerSession:
         if msg.id is None:  # a notification: nothing comes back, nothing to map
             out.to_upstream.append(raw)
             return
+        if msg.method == "mining.submit":
+            self._submit(msg, out)  # over the in-flight limit too: its fate is recorded
+            return
         if len(self.pending) >= self.settings.max_pending:
             out.to_miner.append(
                 encode_response(msg.id, None, stratum_error(20, "too many requests in flight"))
             )
-            return
-        if msg.method == "mining.submit":
-            self._submit(msg, out)
             return
         params = msg.params
         pending = _Pending(msg.method, msg.id, time.monotonic())
@@ -222,6 +222,9 @@ class MinerSession:
     def _local_verdict(
         self, submit: _Submit, login: str, job_known: bool, duplicate: bool
     ) -> tuple[int, str] | None:
+        if len(self.pending) >= self.settings.max_pending:
+            # The pool is this far behind; relaying more only deepens the backlog.
+            return Verdict.OTHER, "too many submits in flight"
         if not self.settings.local_reject:
             return None
         if self.extranonce1 is None:

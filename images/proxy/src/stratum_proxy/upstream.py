@@ -38,6 +38,7 @@ class UpstreamPool:
         urls: list[str],
         *,
         insecure_tls: bool = False,
+        ca_file: str | None = None,
         connect_timeout: float = 5.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
@@ -48,7 +49,7 @@ class UpstreamPool:
         self.backoff_cap = backoff_cap
         self.health = {url: _Health() for url in urls}
         self.reconnects = 0
-        self._tls = ssl.create_default_context()
+        self._tls = ssl.create_default_context(cafile=ca_file)
         if insecure_tls:
             self._tls.check_hostname = False
             self._tls.verify_mode = ssl.CERT_NONE

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import sys
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ class Behaviour:
     version_rolling: bool = True
     reuse_ids: bool = False  # some firmware sends every submit with the same id
     route: str | None = None  # send "CONNECT <route> HTTP/1.1" first
+    tls: bool = False  # stratum+ssl; the proxy's certificate is not verified (test CA)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MinerStats:
     submitted: int = 0
     answers: Counter[int | None] = field(default_factory=Counter)  # None: accepted
     disconnects: int = 0
+    latencies: list[float] = field(default_factory=list)  # submit -> verdict, seconds
 
 
 class Miner:
@@ -62,6 +65,7 @@ class Miner:
         self._last: list[Any] | None = None
         self._ready = asyncio.Event()
         self._outstanding = 0  # submits sent and not yet answered, this connection
+        self._sent_at: dict[int, float] = {}  # request id -> perf_counter at send
         self._settled = asyncio.Event()
 
     async def run(self, stop: asyncio.Event, *, reconnect: bool = True) -> None:
@@ -74,7 +78,11 @@ class Miner:
             await asyncio.sleep(0.2 + self.rng.random() * 0.3)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        tls = None
+        if self.behaviour.tls:
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20, ssl=tls)
         self._ready.clear()
         self.job = None
         try:
@@ -122,13 +130,16 @@ class Miner:
 
     def _answer(self, msg: dict[str, Any]) -> None:
         msg_id, result, error = msg.get("id"), msg.get("result"), msg.get("error")
-        if msg_id == 2 and isinstance(result, list) and not self.stats.submitted:
+        if msg_id == 2 and isinstance(result, list):  # every session: a new extranonce1
             self.extranonce1 = bytes.fromhex(result[1])
             self.en2_size = int(result[2])
         elif msg_id == 1 and isinstance(result, dict) and result.get("version-rolling"):
             self.version_mask = int(result["version-rolling.mask"], 16)
         elif isinstance(msg_id, int) and msg_id >= 4:
             self.stats.answers[None if result is True else (error or [20])[0]] += 1
+            sent_at = self._sent_at.pop(msg_id, None)
+            if sent_at is not None:
+                self.stats.latencies.append(time.perf_counter() - sent_at)
             self._outstanding -= 1
             if self._outstanding <= 0:
                 self._settled.set()
@@ -137,10 +148,14 @@ class Miner:
                     listener: asyncio.Task[None]) -> None:  # fmt: skip
         send = _sender(writer)
         next_id = 4
-        started = time.monotonic()
+        # a random phase: real miners find shares independently, not on a shared clock tick
+        started = time.monotonic() + self.rng.random() * self.interval
         self._outstanding = 0
+        self._sent_at.clear()
         while not stop.is_set() and not listener.done():
             params = self._next_share()
+            if not self.behaviour.reuse_ids:
+                self._sent_at[next_id] = time.perf_counter()
             send(4 if self.behaviour.reuse_ids else next_id, "mining.submit", params)
             next_id += 1
             self.stats.submitted += 1

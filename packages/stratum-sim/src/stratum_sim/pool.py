@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import ssl
 import sys
 import time
 from collections import Counter
@@ -94,8 +95,10 @@ class ReferencePool:
         self._server: asyncio.Server | None = None
         self.new_job(clean=True, broadcast=False)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._serve, host, port, limit=1 << 16)
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port, limit=1 << 16, ssl=tls)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -254,4 +257,8 @@ async def _main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(_main(sys.argv[1:]))

@@ -1,0 +1,221 @@
+"""``make bench-proxy``: what the proxy costs a miner, side by side with direct and a peer.
+
+In one run, on this machine, with the reference pool (its own process) and the load
+generator (this process) beside the system under test:
+
+- ``direct``: miners straight to the pool, the floor for latency;
+- ``ours``: through ``stratum-proxy`` with full accounting (header rebuilt and hashed,
+  verdict tracked, event spooled);
+- ``aiostratum-proxy`` (PyPI 1.1): the peer, where it can be made to run.
+
+Metrics: ``shares_per_s`` relayed (and ``shares_per_cpu_s``, the proxy's own CPU cost,
+which the noisy shared cores don't distort), ``added_p50_ms``/``added_p99_ms`` (proxied
+minus direct, submit to verdict) at 1,000 and 10,000 shares/s, ``rss_per_conn_kb`` for
+10,000 idle miners (subscribed and authorized). Shares are mined for real, at
+difficulty 2^-32 so the load generator is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from bench.peers import AiostratumProxy, PeerUnavailable
+from bench.report import Reporter
+from harness.proxy import ProxyProcess
+from stratum_sim.miners import Behaviour, MinerStats, run_fleet
+
+IDLE = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "10000"))
+SECONDS = float(os.environ.get("BENCH_PROXY_SECONDS", "8"))
+DIFFICULTY = 2**-32
+NO_ROLLING = Behaviour(version_rolling=False)  # the peer has no mining.configure
+
+
+@contextlib.contextmanager
+def reference_pool() -> Iterator[int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stratum_sim.pool", "--port", "0", "--difficulty",
+         str(DIFFICULTY), "--job-interval", "30"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        yield int(proc.stdout.readline().rsplit(":", 1)[1])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Load(NamedTuple):
+    rate: float  # shares the pool accepted, per second of the whole run (connects and the
+    # wait for the last verdicts included, so it errs low); every share sent is valid, so
+    # any other answer is a share the system under test failed to relay
+    latencies: list[float]  # submit -> verdict, seconds
+    submitted: int
+    answered: int
+
+
+def load(port: int, miners: int, rate: float, seconds: float) -> Load:
+    started = time.perf_counter()
+    stats: list[MinerStats] = asyncio.run(
+        run_fleet("127.0.0.1", port, miners, rate, seconds, NO_ROLLING)
+    )
+    elapsed = time.perf_counter() - started
+    answered = sum(sum(s.answers.values()) for s in stats)
+    accepted = sum(s.answers[None] for s in stats)
+    latencies = [x for s in stats for x in s.latencies]
+    return Load(accepted / elapsed, latencies, sum(s.submitted for s in stats), answered)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else 0.0
+
+
+async def _idle_miners(port: int, count: int, hold: asyncio.Event) -> int:
+    """Open ``count`` subscribed, authorized miners that then say nothing."""
+    opened: list[asyncio.StreamWriter] = []
+
+    async def one(i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"id":1,"method":"mining.subscribe","params":[]}\n'
+                     b'{"id":2,"method":"mining.authorize","params":["idle.%d","x"]}\n' % i)  # fmt: skip
+        await writer.drain()
+        await asyncio.wait_for(reader.readline(), 60)
+        opened.append(writer)
+
+    for start in range(0, count, 500):
+        await asyncio.gather(*(one(i) for i in range(start, min(count, start + 500))),
+                             return_exceptions=True)  # fmt: skip
+    await hold.wait()
+    for w in opened:
+        w.close()
+    return len(opened)
+
+
+def idle_rss(port: int, pid: int, count: int) -> tuple[float, int]:
+    """RSS per idle miner in KB: the process's growth with ``count`` of them connected."""
+    before = rss_kb(pid)
+
+    async def measure() -> tuple[int, int]:
+        hold = asyncio.Event()
+        task = asyncio.create_task(_idle_miners(port, count, hold))
+        last, stable = -1, 0
+        while stable < 3 and not task.done():  # all in when RSS stops moving
+            await asyncio.sleep(1)
+            now = rss_kb(pid)
+            stable = stable + 1 if now == last else 0
+            last = now
+        peak = rss_kb(pid)
+        hold.set()
+        return await task, peak
+
+    opened, peak = asyncio.run(measure())
+    return (peak - before) / max(opened, 1), opened
+
+
+Systems = dict[str, tuple[int, int | None]]  # name -> (port miners dial, pid or None)
+
+
+def measure_latency(report: Reporter, systems: Systems) -> None:
+    """Submit -> verdict at two rates; added = proxied minus direct, same run, same pool."""
+    latencies: dict[tuple[str, int], list[float]] = {}
+    for rate, miners in ((1000, 50), (10000, 200)):
+        for name, (port, _) in systems.items():
+            latencies[(name, rate)] = load(port, miners, rate, SECONDS).latencies
+        direct = latencies[("direct", rate)]
+        for name in systems:
+            lat = latencies[(name, rate)]
+            for q, label in ((0.5, "p50"), (0.99, "p99")):
+                report.emit(backend="proxy", system=name, metric=f"{label}_ms",
+                            value=percentile(lat, q) * 1e3, unit="ms", rate=rate,
+                            samples=len(lat))  # fmt: skip
+                if name != "direct" and lat:
+                    added = percentile(lat, q) - percentile(direct, q)
+                    report.emit(backend="proxy", system=name, metric=f"added_{label}_ms",
+                                value=added * 1e3, unit="ms", rate=rate)  # fmt: skip
+
+
+def measure_throughput(report: Reporter, systems: Systems) -> None:
+    """As many shares as 400 miners can send; and what each share costs the proxy's CPU."""
+    for name, (port, pid) in systems.items():
+        cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
+        run = load(port, 400, 60000, SECONDS)
+        achieved = run.rate
+        report.emit(backend="proxy", system=name, metric="shares_per_s", value=achieved,
+                    unit="shares/s", submitted=run.submitted, answered=run.answered)  # fmt: skip
+        if pid:
+            used = cpu_seconds(pid) - cpu0
+            shares = achieved * (time.perf_counter() - wall0)
+            report.emit(backend="proxy", system=name, metric="shares_per_cpu_s",
+                        value=shares / max(used, 1e-9), unit="shares/cpu-s")  # fmt: skip
+
+
+def measure_idle(report: Reporter, systems: Systems) -> None:
+    # A subscribed miner is two sockets in our proxy (miner side, pool side); the
+    # machine's hard limit on open files decides how many fit in one process.
+    idle = min(IDLE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2)
+    for name, (port, pid) in systems.items():
+        if pid is None:
+            continue
+        per_conn, opened = idle_rss(port, pid, idle)
+        report.emit(backend="proxy", system=name, metric="rss_per_conn_kb",
+                    value=per_conn, unit="KB", connections=opened,
+                    note=f"{IDLE} asked; open-file hard limit allows {idle}")  # fmt: skip
+
+
+def main() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    report = Reporter("proxy")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    try:
+        with reference_pool() as pool_port:
+            upstream = f"stratum+tcp://127.0.0.1:{pool_port}"
+            systems: Systems = {"direct": (pool_port, None)}
+            ours = ProxyProcess(workdir / "ours", [upstream], max_connections_per_ip=IDLE + 1000,
+                                log_level="WARNING").start()  # fmt: skip
+            assert ours.proc is not None
+            systems["ours"] = (ours.listen_port, ours.proc.pid)
+            peer: AiostratumProxy | None = None
+            try:
+                peer = AiostratumProxy(workdir / "peer", "127.0.0.1", pool_port).start()
+                systems["aiostratum-proxy"] = (peer.port, peer.pid)
+            except PeerUnavailable as exc:
+                report.emit(backend="proxy", system="aiostratum-proxy", metric="unavailable",
+                            value=0, unit="", reason=str(exc))  # fmt: skip
+            measure_idle(report, systems)  # first: on fresh processes, before any heap growth
+            measure_latency(report, systems)
+            measure_throughput(report, systems)
+            if peer is not None:
+                peer.stop()
+            ours.terminate()
+    finally:
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
