@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src
 
-.PHONY: help provision demo test test-fast lint fmt bench bench-writer vitess-schema clean
+.PHONY: help provision demo test test-fast lint fmt bench bench-writer bench-proxy vitess-schema clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -36,10 +36,13 @@ fmt: provision
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-writer
+bench: bench-writer bench-proxy
 
 bench-writer: provision
 	PYTHONPATH=tests $(PY) -m bench.writer
+
+bench-proxy: provision
+	PYTHONPATH=tests $(PY) -m bench.proxy
 
 # vitess/schema.sql is the MySQL migration history flattened; tests fail when it drifts.
 vitess-schema: provision

@@ -1,125 +1,196 @@
-"""``make demo``: the share pipeline on one machine, on embedded defaults.
+"""``make demo``: the whole share path on one machine, on embedded defaults.
 
-A producer appends shares to a spool at a steady rate, as the proxy does; the real
-``stratum-writer`` process drains it into SQLite; a live line shows throughput and queue
-depth; at the end every share produced is counted in the database, once. The database
-is left in ``demo-data/shares.db`` for a look with ``sqlite3``.
+A reference pool (real jobs, real SHA256d validation), a few hundred simulated miners
+that really mine at a tiny difficulty (a few of them misbehaving as real firmware does),
+the real ``stratum-proxy`` between them, and the real ``stratum-writer`` draining the
+proxy's spool into SQLite. A live line shows miners, shares/s accepted and rejected, and
+the writer's queue; at the end three ledgers are reconciled share for share: what the
+pool judged, what the miners heard, and what the database holds.
 
-The proxy, reference pool and load generator (issue "Stratum V1 proxy") will replace the
-synthetic producer here with real miners.
+The database is left in ``demo-data/shares.db`` for a look with ``sqlite3``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
-from sharelog.spool import SpoolProducer
-from sharelog.synthetic import synthetic_events
+from stratum_sim.miners import Behaviour, MinerStats, run_fleet
+from stratum_sim.pool import ReferencePool
 
-SHARES = int(os.environ.get("DEMO_SHARES", "300000"))
-RATE = float(os.environ.get("DEMO_RATE", "40000"))  # shares per second from the "proxy"
-PORT = int(os.environ.get("DEMO_METRICS_PORT", "19100"))
+MINERS = int(os.environ.get("DEMO_MINERS", "300"))
+RATE = float(os.environ.get("DEMO_RATE", "3000"))  # shares per second, all miners together
+SECONDS = float(os.environ.get("DEMO_SECONDS", "20"))
 DATA = Path(os.environ.get("DEMO_DATA", "demo-data")).resolve()
+MISBEHAVING = Behaviour(duplicate_rate=0.01, low_difficulty_rate=0.01, stale_rate=0.01)
 
 
-def produce(spool: Path, done: threading.Event, stats: dict[str, int]) -> None:
-    """Append shares at RATE per second, flushing every 5 ms, as the proxy's spool does."""
-    producer = SpoolProducer(spool)
-    started = time.monotonic()
-    now_us = int(time.time() * 1e6)
-    for i, event in enumerate(synthetic_events(SHARES, rate_per_s=RATE, seed=7, start_us=now_us)):
-        producer.append(event)
-        if i % 200 == 199:
-            producer.flush_sync()
-            ahead = (i + 1) / RATE - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-    producer.close_sync()
-    stats["produced"] = producer.appended
-    stats["dropped"] = producer.dropped
-    done.set()
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def metrics() -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=2) as r:
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
         text = r.read().decode()
-    found = re.findall(r"^(stratum_writer_\w+) (\S+)$", text, re.MULTILINE)
+    found = re.findall(r"^(stratum_\w+(?:\{[^}]*\})?) (\S+)$", text, re.MULTILINE)
     return {name: float(value) for name, value in found}
 
 
-def main() -> int:
-    shutil.rmtree(DATA, ignore_errors=True)
-    spool = DATA / "spool"
-    database = DATA / "shares.db"
-    env = {**os.environ, "STRATUM_DATABASE_URL": f"sqlite:///{database}"}
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "stratum_writer.cli", "--spool", str(spool), "--log-level",
-         "WARNING", "run", "--listen", f"127.0.0.1:{PORT}", "--batch-timeout-ms", "100"],
-        env=env,
-    )  # fmt: skip
-    for _ in range(100):
+def spawn(
+    argv: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    for _ in range(200):
         try:
-            metrics()
-            break
+            scrape(port)
+            return proc
         except OSError:
-            if writer.poll() is not None:
-                print("demo: the writer did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-    print(f"demo: {SHARES:,} shares at {RATE:,.0f}/s -> spool -> stratum-writer -> {database}")
-    done = threading.Event()
-    stats: dict[str, int] = {}
-    threading.Thread(target=produce, args=(spool, done, stats), daemon=True).start()
-    last_count, last_time = 0.0, time.monotonic()
-    while True:
-        time.sleep(0.5)
-        m = metrics()
-        count = m.get("stratum_writer_inserted_total", 0.0)
+            if proc.poll() is not None:
+                sys.exit(f"demo: {argv[2]} did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+    sys.exit(f"demo: {argv[2]} did not serve metrics")
+
+
+def shares_by_verdict(metrics: dict[str, float]) -> tuple[float, float]:
+    accepted = metrics.get('stratum_proxy_shares_total{code="",verdict="accepted"}', 0.0)
+    total = sum(v for k, v in metrics.items() if k.startswith("stratum_proxy_shares_total{"))
+    return accepted, total - accepted
+
+
+async def live_line(proxy_port: int, writer_port: int, stop: asyncio.Event) -> None:
+    last, last_t = (0.0, 0.0), time.monotonic()
+    p: dict[str, float] = {}
+    while not stop.is_set():
+        await asyncio.sleep(1)
+        try:
+            p = await asyncio.to_thread(scrape, proxy_port)
+        except OSError:  # the proxy has stopped; the writer still drains
+            p = {**p, "stratum_proxy_miners": 0.0}
+        w = await asyncio.to_thread(scrape, writer_port)
         now = time.monotonic()
-        rate = (count - last_count) / (now - last_time)
-        last_count, last_time = count, now
+        acc, rej = shares_by_verdict(p)
+        dt = now - last_t
+        miners = p.get("stratum_proxy_miners", 0)
+        stored = w.get("stratum_writer_inserted_total", 0)
+        queue = w.get("stratum_writer_queue_events", 0)
         print(
             ("\r" if sys.stdout.isatty() else "")
-            + f"  stored {count:>9,.0f}  {rate:>8,.0f} shares/s  "
-            f"queue {m.get('stratum_writer_queue_events', 0):>7,.0f}  "
-            f"oldest {m.get('stratum_writer_oldest_event_age_seconds', 0):5.2f}s",
+            + f"  miners {miners:>4.0f}  accepted {(acc - last[0]) / dt:>6,.0f}/s  rejected "
+            f"{(rej - last[1]) / dt:>5,.0f}/s  stored {stored:>8,.0f}  queue {queue:>6,.0f}",
             end="" if sys.stdout.isatty() else "\n",
             flush=True,
         )
-        if done.is_set() and m.get("stratum_writer_queue_events", 1) == 0:
-            break
+        last, last_t = (acc, rej), now
     if sys.stdout.isatty():
         print()
+
+
+async def run() -> int:
+    shutil.rmtree(DATA, ignore_errors=True)
+    DATA.mkdir(parents=True)
+    database = DATA / "shares.db"
+    pool = ReferencePool(2**-28)
+    pool_port = await pool.start()
+    proxy_port, proxy_metrics, writer_metrics = free_port(), free_port(), free_port()
+    config = DATA / "proxy.json"
+    config.write_text(json.dumps({
+        "pool": "demo", "listen": f"127.0.0.1:{proxy_port}",
+        "metrics_listen": f"127.0.0.1:{proxy_metrics}",
+        "upstreams": [f"stratum+tcp://127.0.0.1:{pool_port}"],
+        "spool_dir": str(DATA / "spool"), "proxy_instance": "demo-proxy-0", "log_level": "WARNING",
+    }))  # fmt: skip
+    py = sys.executable
+    writer = spawn(
+        [py, "-m", "stratum_writer.cli", "--spool", str(DATA / "spool"), "run", "--listen",
+         f"127.0.0.1:{writer_metrics}", "--batch-timeout-ms", "100", "--migrate"],
+        writer_metrics, DATA / "writer.log", {**os.environ, "STRATUM_DATABASE_URL": f"sqlite:///{database}"},
+    )  # fmt: skip
+    proxy = spawn([py, "-m", "stratum_proxy.cli", "--config", str(config)], proxy_metrics,
+                  DATA / "proxy.log")  # fmt: skip
+    print(f"demo: {MINERS} miners at {RATE:,.0f} shares/s for {SECONDS:.0f}s -> stratum-proxy "
+          f"-> reference pool; spool -> stratum-writer -> {database}")  # fmt: skip
+    stop = asyncio.Event()
+    line = asyncio.create_task(live_line(proxy_metrics, writer_metrics, stop))
+    jobs = asyncio.create_task(new_jobs(pool))
+    stats = await run_fleet("127.0.0.1", proxy_port, MINERS, RATE, SECONDS, MISBEHAVING)
+    jobs.cancel()
+    proxy.send_signal(signal.SIGTERM)
+    proxy_code = await asyncio.to_thread(proxy.wait, 60)
+    await asyncio.to_thread(wait_drained, writer_metrics)
+    stop.set()
+    await line
     writer.send_signal(signal.SIGTERM)
-    code = writer.wait(60)
+    writer_code = await asyncio.to_thread(writer.wait, 60)
+    await pool.close()
+    return reconcile(database, pool, stats, proxy_code, writer_code)
+
+
+def wait_drained(writer_port: int) -> None:
+    while scrape(writer_port).get("stratum_writer_queue_events", 1) > 0:
+        time.sleep(0.2)
+
+
+async def new_jobs(pool: ReferencePool) -> None:
+    while True:  # a new block template every few seconds, as pools send
+        await asyncio.sleep(5)
+        pool.new_job(clean=False)
+
+
+def reconcile(
+    database: Path, pool: ReferencePool, stats: list[MinerStats], proxy_code: int,
+    writer_code: int,
+) -> int:  # fmt: skip
+    heard: Counter[int | None] = Counter()
+    for s in stats:
+        heard.update(s.answers)
     with sqlite3.connect(database) as conn:
-        rows, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT share_id) FROM share_events"
-        ).fetchone()
-        (rolled,) = conn.execute(
-            "SELECT sum(accepted + rejected + stale) FROM worker_stats_minute"
-        ).fetchone()
-        accepted, stale = conn.execute(
-            "SELECT sum(accepted), sum(stale) FROM worker_stats_minute"
-        ).fetchone()
-    produced = stats["produced"]
-    ok = code == 0 and rows == distinct == rolled == produced
-    print(
-        f"demo: produced {produced:,}, stored {rows:,} ({distinct:,} distinct), rolled up "
-        f"{rolled:,} ({accepted:,} accepted, {stale:,} stale); writer exit {code}: "
-        + ("every share stored exactly once" if ok else "MISMATCH")
-    )
+        stored = Counter({code: n for code, n in conn.execute(
+            "SELECT error_code, count(*) FROM share_events GROUP BY 1")})  # fmt: skip
+        relayed = Counter({code: n for code, n in conn.execute(
+            "SELECT error_code, count(*) FROM share_events "
+            "WHERE error_message IS NULL OR error_message NOT LIKE '%(answered by proxy)'"
+            " GROUP BY 1")})  # fmt: skip
+        (distinct,) = conn.execute("SELECT count(DISTINCT share_id) FROM share_events").fetchone()
+        (hashrate,) = conn.execute(
+            "SELECT sum(accepted_difficulty) * 4294967296.0 / ? FROM worker_stats_minute",
+            (SECONDS,),
+        ).fetchone()  # fmt: skip
+    judged = Counter(v.code for v in pool.ledger)
+    rows = sum(stored.values())
+    ok = (proxy_code == writer_code == 0 and stored == heard and relayed == judged
+          and distinct == rows)  # fmt: skip
+    names = {None: "accepted", 21: "stale", 22: "duplicate", 23: "low difficulty"}
+    print("demo: " + ", ".join(f"{names.get(c, c)} {n:,}" for c, n in sorted(
+        stored.items(), key=lambda kv: -kv[1])))  # fmt: skip
+    print(f"demo: pool judged {sum(judged.values()):,}, miners heard {sum(heard.values()):,}, "
+          f"database holds {rows:,} ({distinct:,} distinct; the proxy answered "
+          f"{rows - sum(relayed.values()):,} itself); accepted work {hashrate / 1e3:,.1f} kH/s; "
+          + ("every share recorded once, with its verdict" if ok else "MISMATCH"))  # fmt: skip
     return 0 if ok else 1
+
+
+def main() -> int:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":
