@@ -36,6 +36,7 @@ class Behaviour:
     reuse_ids: bool = False  # some firmware sends every submit with the same id
     route: str | None = None  # send "CONNECT <route> HTTP/1.1" first
     tls: bool = False  # stratum+ssl; the proxy's certificate is not verified (test CA)
+    max_in_flight: int = 0  # > 0: wait for verdicts past this many unanswered submits
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Miner:
         self._outstanding = 0  # submits sent and not yet answered, this connection
         self._sent_at: dict[int, float] = {}  # request id -> perf_counter at send
         self._settled = asyncio.Event()
+        self._room = asyncio.Event()  # set when an answer frees a place in flight
 
     async def run(self, stop: asyncio.Event, *, reconnect: bool = True) -> None:
         while not stop.is_set():
@@ -141,6 +143,7 @@ class Miner:
             if sent_at is not None:
                 self.stats.latencies.append(time.perf_counter() - sent_at)
             self._outstanding -= 1
+            self._room.set()
             if self._outstanding <= 0:
                 self._settled.set()
 
@@ -152,7 +155,12 @@ class Miner:
         started = time.monotonic() + self.rng.random() * self.interval
         self._outstanding = 0
         self._sent_at.clear()
+        limit = self.behaviour.max_in_flight
         while not stop.is_set() and not listener.done():
+            while limit and self._outstanding >= limit and not listener.done():
+                self._room.clear()  # closed loop: as real firmware, a bounded queue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), 1)
             params = self._next_share()
             if not self.behaviour.reuse_ids:
                 self._sent_at[next_id] = time.perf_counter()

@@ -1,0 +1,202 @@
+"""A real Kubernetes control plane for tests: etcd, kube-apiserver, kube-controller-manager.
+
+Built from the Go module proxy by ``tools/build-go-tools.sh`` (pinned, cached outside the
+repo). RBAC is on, so an identity without a permission is refused as in a cluster;
+the controller manager runs the garbage collector and the Deployment, ReplicaSet and
+Job controllers for real. There is no scheduler and no kubelet: tests play the kubelet
+where they need a pod to be ready (``set_pod_ready``).
+
+Identities: an admin token (group ``system:masters``) for the test itself, and
+``kubeconfig_for(service_account)`` for a process that must run with exactly the
+permissions a ServiceAccount was given (the operator, with the chart's RBAC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from harness.databases import ServerUnavailable, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_TOKEN = "stratum-test-admin-token"
+
+
+def tools_bin() -> Path:
+    """The cached Go tools; built on first use (minutes), then found at once."""
+    out = subprocess.run(["bash", str(ROOT / "tools" / "build-go-tools.sh"), "etcd",
+                          "kubernetes", "helm"], capture_output=True, text=True, check=False)  # fmt: skip
+    if out.returncode != 0:
+        raise ServerUnavailable(f"building the control plane failed: {out.stderr[-3000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+class ControlPlane:
+    def __init__(self) -> None:
+        self.bin = tools_bin()
+        self.dir = Path(tempfile.mkdtemp(prefix="stratum-k8s-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.kubeconfig = self.dir / "admin.kubeconfig"
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.dir / f"{name}.log").open("wb")
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))  # fmt: skip
+
+    def _start(self) -> None:
+        d = self.dir
+        subprocess.run(["openssl", "genrsa", "-out", str(d / "sa.key"), "2048"], check=True,
+                       capture_output=True)  # fmt: skip
+        subprocess.run(["openssl", "rsa", "-in", str(d / "sa.key"), "-pubout", "-out",
+                        str(d / "sa.pub")], check=True, capture_output=True)  # fmt: skip
+        (d / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
+        etcd_port, peer_port = free_port(), free_port()
+        self._spawn("etcd", [
+            str(self.bin / "etcd"), "--data-dir", str(d / "etcd"), "--unsafe-no-fsync",
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
+        ])  # fmt: skip
+        self._spawn("kube-apiserver", [
+            str(self.bin / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}", f"--cert-dir={d / 'certs'}",
+            "--authorization-mode=RBAC", f"--token-auth-file={d / 'tokens.csv'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={d / 'sa.pub'}",
+            f"--service-account-signing-key-file={d / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount", "--enable-priority-and-fairness=false",
+        ])  # fmt: skip
+        self._wait_ready(90)
+        self.kubeconfig.write_text(self._kubeconfig(ADMIN_TOKEN))
+        self._spawn("kube-controller-manager", [
+            str(self.bin / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
+            f"--service-account-private-key-file={d / 'sa.key'}",
+            "--controllers=garbagecollector,deployment,replicaset,job,namespace,serviceaccount,"
+            "disruption,ttl-after-finished,endpointslice",
+        ])  # fmt: skip
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    logs = {p.name: p.read_text()[-1500:] for p in self.dir.glob("*.log")}
+                    raise ServerUnavailable(f"control plane process exited: {logs}")
+            try:
+                self.request("GET", "/readyz")
+                return
+            except (OSError, urllib.error.HTTPError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise ServerUnavailable(f"kube-apiserver not ready in {timeout}s: {last}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        self.procs.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- identities -------------------------------------------------------------------
+
+    def _kubeconfig(self, token: str) -> str:
+        ca = self.dir / "certs" / "apiserver.crt"
+        return json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": self.url,
+                                                      "certificate-authority": str(ca)}}],
+            "users": [{"name": "test", "user": {"token": token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+        })  # fmt: skip
+
+    def kubeconfig_for(self, namespace: str, service_account: str) -> Path:
+        """A kubeconfig that acts as exactly this ServiceAccount (a TokenRequest token)."""
+        token = self.kubectl("create", "token", service_account, "-n", namespace,
+                             "--duration=6h").strip()  # fmt: skip
+        path = self.dir / f"{namespace}-{service_account}.kubeconfig"
+        path.write_text(self._kubeconfig(token))
+        return path
+
+    # -- talking to it ----------------------------------------------------------------
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        out = subprocess.run([str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}",
+                              *args], input=stdin, capture_output=True, text=True,
+                             timeout=120, check=False)  # fmt: skip
+        if check and out.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout if check else out.stdout + out.stderr
+
+    def apply(self, manifest: dict[str, Any] | str, *, check: bool = True) -> str:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.kubectl("apply", "-f", "-", stdin=text, check=check)
+
+    def request(self, method: str, path: str, body: Any = None,
+                content_type: str = "application/json") -> Any:  # fmt: skip
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # readiness, before the CA
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": content_type})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            raw = r.read()
+        return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        out = self.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        return json.loads(out) if out.lstrip().startswith("{") else None
+
+    def wait(self, what: str, predicate: Any, timeout: float = 30) -> Any:
+        """Poll ``predicate()`` until it returns something truthy; say what never came."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def set_pod_ready(self, namespace: str, name: str, ip: str, ready: bool = True) -> None:
+        """Play the kubelet: the pod runs at ``ip`` and its containers are (not) ready."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        pod = self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        status = {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1",
+            "conditions": [{"type": t, "status": "True" if ready else "False",
+                            "lastTransitionTime": now}
+                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+            "containerStatuses": [{"name": c, "ready": ready, "restartCount": 0, "image": "x",
+                                   "imageID": "", "started": True,
+                                   "state": {"running": {"startedAt": now}}}
+                                  for c in containers],
+        }  # fmt: skip
+        self.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+                     {"status": status}, "application/merge-patch+json")  # fmt: skip
