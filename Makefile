@@ -4,7 +4,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 
-PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src
+PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
 .PHONY: help provision demo test test-fast lint fmt bench bench-writer bench-proxy vitess-schema clean
 

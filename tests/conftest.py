@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.databases import Database, MariaDBServer, PostgresServer
+from harness.kubernetes import ROOT, ControlPlane
 from harness.service import kill_all_services
 
 _names = itertools.count()
@@ -72,3 +73,18 @@ def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database("postgres", request, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver (RBAC) + kube-controller-manager, built from source, once."""
+    plane = ControlPlane()
+    plane.kubectl("apply", "-f", str(ROOT / "crds"))
+    plane.wait(
+        "the StratumPool CRD to be served",
+        lambda: (
+            "stratumpools" in plane.kubectl("api-resources", "--api-group=stratum.io", check=False)
+        ),
+    )
+    yield plane
+    plane.stop()

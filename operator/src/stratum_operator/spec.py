@@ -1,0 +1,122 @@
+"""What a user declares: the ``StratumPool`` spec, parsed.
+
+The API server validates and defaults the spec from the CRD's schema (``crds/``) before
+the operator sees it; these models give the builders typed fields and the same
+defaults, so builders can be called on a hand-written spec in tests. A test walks the
+CRD's schema and fails if a default here and there disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stratum_operator import __version__
+
+IMAGE_REGISTRY = "ghcr.io/stratum-operator"
+
+
+def default_image(component: str) -> str:
+    """Our images, tagged with the operator's own version: they are released together."""
+    return f"{IMAGE_REGISTRY}/stratum-{component}:{__version__}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str = "url"
+
+
+class UpstreamCredentials(_Model):
+    """The pool account logins are rewritten to; from a Secret, never from the spec."""
+
+    name: str
+    account_key: str = Field("account", alias="accountKey")
+    password_key: str = Field("password", alias="passwordKey")
+
+
+class ProxySpec(_Model):
+    replicas: int = 2
+    image: str | None = None
+    port: int = 3333
+    metrics_port: int = Field(9101, alias="metricsPort")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "LoadBalancer", alias="serviceType"
+    )
+    tls_secret: str | None = Field(None, alias="tlsSecret")
+    local_reject: bool = Field(True, alias="localReject")
+    submit_timeout_seconds: int = Field(30, alias="submitTimeoutSeconds")
+    max_connections: int = Field(100_000, alias="maxConnections")
+    resources: dict[str, Any] | None = None
+
+
+class PersistenceSpec(_Model):
+    backend: Literal["postgres", "mysql", "vitess", "sqlite"]
+    database_url_secret: SecretKeyRef | None = Field(None, alias="databaseUrlSecret")
+    batch_size: int = Field(5000, alias="batchSize")
+    batch_timeout_ms: int = Field(200, alias="batchTimeoutMs")
+    spool_size_limit: str = Field("1Gi", alias="spoolSizeLimit")
+
+
+class VitessSpec(_Model):
+    keyspace: str
+    shards: list[str] = ["-80", "80-"]
+    vtctld_address: str = Field(alias="vtctldAddress")
+    vitess_cluster: str | None = Field(None, alias="vitessCluster")
+    patch_vitess_cluster: bool = Field(False, alias="patchVitessCluster")
+
+
+class WriterSpec(_Model):
+    image: str | None = None
+    metrics_port: int = Field(9102, alias="metricsPort")
+    min_workers: int = Field(1, alias="minWorkers")
+    max_workers: int = Field(8, alias="maxWorkers")
+    target_queue_depth: int = Field(20_000, alias="targetQueueDepth")
+    scale_down_stabilization_seconds: int = Field(300, alias="scaleDownStabilizationSeconds")
+    resources: dict[str, Any] | None = None
+
+
+class PodTemplateSpec(_Model):
+    node_selector: dict[str, str] | None = Field(None, alias="nodeSelector")
+    tolerations: list[dict[str, Any]] | None = None
+    affinity: dict[str, Any] | None = None
+    annotations: dict[str, str] | None = None
+    termination_grace_period_seconds: int = Field(60, alias="terminationGracePeriodSeconds")
+
+
+class StratumPoolSpec(_Model):
+    upstreams: list[str]
+    upstream_credentials: UpstreamCredentials | None = Field(None, alias="upstreamCredentials")
+    routes: dict[str, list[str]] = {}
+    proxy: ProxySpec = ProxySpec()
+    persistence: PersistenceSpec
+    vitess: VitessSpec | None = None
+    writer: WriterSpec = WriterSpec()
+    pod_template: PodTemplateSpec = Field(PodTemplateSpec(), alias="podTemplate")
+
+    @property
+    def proxy_image(self) -> str:
+        return self.proxy.image or default_image("proxy")
+
+    @property
+    def writer_image(self) -> str:
+        return self.writer.image or default_image("writer")
+
+    def secret_names(self) -> list[str]:
+        """Every Secret the pods need; a missing one holds the rollout with a condition."""
+        names = []
+        if self.persistence.database_url_secret is not None:
+            names.append(self.persistence.database_url_secret.name)
+        if self.upstream_credentials is not None:
+            names.append(self.upstream_credentials.name)
+        if self.proxy.tls_secret is not None:
+            names.append(self.proxy.tls_secret)
+        return names
+
+
+def parse_spec(spec: dict[str, Any]) -> StratumPoolSpec:
+    return StratumPoolSpec.model_validate(spec)

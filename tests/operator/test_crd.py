@@ -1,0 +1,119 @@
+"""The StratumPool CRD, served by a real kube-apiserver: defaults applied, mistakes refused
+with messages a person understands, and the operator's spec model agreeing with it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.kubernetes import ROOT, ControlPlane
+from stratum_operator.spec import StratumPoolSpec, parse_spec
+
+CRD = ROOT / "crds" / "stratumpools.stratum.io.yaml"
+
+
+def pool(name: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "upstreams": ["stratum+tcp://pool.example.com:3333"],
+        "persistence": {"backend": "postgres", "databaseUrlSecret": {"name": "db"}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "stratum.io/v1alpha1",
+        "kind": "StratumPool",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": body,
+    }
+
+
+def test_a_valid_pool_is_stored_with_defaults(control_plane: ControlPlane) -> None:
+    control_plane.apply(pool("defaults"))
+    stored = control_plane.get("stratumpool", "defaults", "default")
+    assert stored is not None
+    spec = stored["spec"]
+    assert spec["proxy"]["replicas"] == 2 and spec["proxy"]["serviceType"] == "LoadBalancer"
+    assert spec["writer"] == {
+        "metricsPort": 9102,
+        "minWorkers": 1,
+        "maxWorkers": 8,
+        "targetQueueDepth": 20000,
+        "scaleDownStabilizationSeconds": 300,
+    }
+    assert spec["persistence"]["databaseUrlSecret"]["key"] == "url"
+    # what the API server defaulted is what the operator's model would have assumed
+    assert parse_spec(spec) == parse_spec(pool("x")["spec"])
+
+
+MISTAKES = [
+    ({"upstreams": ["http://pool:80"]}, "an upstream is stratum+tcp://host:port"),
+    ({"upstreams": []}, "should have at least 1 items"),
+    ({"persistence": {"backend": "postgres"}}, "persistence.databaseUrlSecret is required"),
+    (
+        {"persistence": {"backend": "oracle"}},
+        'supported values: "postgres", "mysql", "vitess", "sqlite"',
+    ),
+    (
+        {"persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "db"}}},
+        "backend 'vitess' needs spec.vitess",
+    ),
+    ({"writer": {"minWorkers": 9, "maxWorkers": 4}}, "writer.minWorkers must not be greater"),
+    ({"proxy": {"replicas": 0}}, "should be greater than or equal to 1"),
+    ({"proxy": {"port": 9101}}, "must be three different ports"),
+    ({"persistence": {"backend": "sqlite"}, "proxy": {"replicas": 3}}, "it is for local runs"),
+    (
+        {"proxy": {"serviceType": "Ingress"}},
+        'supported values: "ClusterIP", "NodePort", "LoadBalancer"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), MISTAKES)
+def test_mistakes_are_refused_with_a_clear_message(
+    control_plane: ControlPlane, change: dict[str, Any], message: str
+) -> None:
+    out = control_plane.apply(pool("mistaken", **change), check=False)
+    assert "is invalid" in out and message in out, out
+    assert control_plane.get("stratumpool", "mistaken", "default") is None
+
+
+def test_changing_the_shard_list_points_to_reshard(control_plane: ControlPlane) -> None:
+    vitess = {
+        "persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "db"}},
+        "vitess": {"keyspace": "shares", "vtctldAddress": "vtctld:15999"},
+    }
+    control_plane.apply(pool("sharded", **vitess))
+    changed = copy.deepcopy(vitess)
+    changed["vitess"]["shards"] = ["-40", "40-80", "80-"]
+    out = control_plane.apply(pool("sharded", **changed), check=False)
+    assert "Reshard workflow" in out, out
+
+
+def _defaults(schema: dict[str, Any], path: str = "") -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, sub in schema.get("properties", {}).items():
+        here = f"{path}.{key}" if path else key
+        if "default" in sub and sub["default"] != {}:
+            found[here] = sub["default"]
+        found.update(_defaults(sub, here))
+    return found
+
+
+def test_the_spec_model_has_the_crds_defaults() -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    minimal = {
+        "upstreams": ["stratum+tcp://p:1"],
+        "persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "d"}},
+        "vitess": {"keyspace": "k", "vtctldAddress": "v:1"},
+        "upstreamCredentials": {"name": "c"},
+    }
+    model = parse_spec(minimal).model_dump(by_alias=True)
+    for path, default in _defaults(schema).items():
+        value: Any = model
+        for part in path.split("."):
+            value = value[part]
+        assert value == default, f"spec.{path}: CRD default {default!r}, model {value!r}"
+    assert isinstance(parse_spec(minimal), StratumPoolSpec)
