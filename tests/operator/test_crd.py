@@ -80,7 +80,7 @@ def test_mistakes_are_refused_with_a_clear_message(
 
 
 def test_changing_the_shard_list_points_to_reshard(control_plane: ControlPlane) -> None:
-    vitess = {
+    vitess: dict[str, Any] = {
         "persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "db"}},
         "vitess": {"keyspace": "shares", "vtctldAddress": "vtctld:15999"},
     }
