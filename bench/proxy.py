@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bench.peers import AiostratumProxy, PeerUnavailable
 from bench.report import Reporter
@@ -191,6 +191,33 @@ def measure_idle(report: Reporter, systems: Systems) -> None:
                     note=f"{IDLE} asked; open-file hard limit allows {idle}")  # fmt: skip
 
 
+def start_systems(
+    workdir: Path, pool_port: int, report: Reporter | None
+) -> tuple[Systems, list[Any]]:
+    """Fresh processes of ours and the peer in front of the pool; (systems, to stop)."""
+    upstream = f"stratum+tcp://127.0.0.1:{pool_port}"
+    systems: Systems = {"direct": (pool_port, None)}
+    ours = ProxyProcess(workdir / "ours", [upstream], max_connections_per_ip=IDLE + 1000,
+                        log_level="WARNING").start()  # fmt: skip
+    assert ours.proc is not None
+    systems["ours"] = (ours.listen_port, ours.proc.pid)
+    running: list[Any] = [ours]
+    try:
+        peer = AiostratumProxy(workdir / "peer", "127.0.0.1", pool_port).start()
+        systems["aiostratum-proxy"] = (peer.port, peer.pid)
+        running.append(peer)
+    except PeerUnavailable as exc:
+        if report is not None:
+            report.emit(backend="proxy", system="aiostratum-proxy", metric="unavailable",
+                        value=0, unit="", reason=str(exc))  # fmt: skip
+    return systems, running
+
+
+def stop_all(running: list[Any]) -> None:
+    for proc in running:
+        proc.kill() if isinstance(proc, ProxyProcess) else proc.stop()
+
+
 def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -198,25 +225,15 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     try:
         with reference_pool() as pool_port:
-            upstream = f"stratum+tcp://127.0.0.1:{pool_port}"
-            systems: Systems = {"direct": (pool_port, None)}
-            ours = ProxyProcess(workdir / "ours", [upstream], max_connections_per_ip=IDLE + 1000,
-                                log_level="WARNING").start()  # fmt: skip
-            assert ours.proc is not None
-            systems["ours"] = (ours.listen_port, ours.proc.pid)
-            peer: AiostratumProxy | None = None
-            try:
-                peer = AiostratumProxy(workdir / "peer", "127.0.0.1", pool_port).start()
-                systems["aiostratum-proxy"] = (peer.port, peer.pid)
-            except PeerUnavailable as exc:
-                report.emit(backend="proxy", system="aiostratum-proxy", metric="unavailable",
-                            value=0, unit="", reason=str(exc))  # fmt: skip
-            measure_idle(report, systems)  # first: on fresh processes, before any heap growth
+            # Each measurement on fresh processes: holding 9,500 idle miners leaves a heap
+            # (and, for the peer, a process that answers nothing afterwards).
+            systems, running = start_systems(workdir / "idle", pool_port, report)
+            measure_idle(report, systems)
+            stop_all(running)
+            systems, running = start_systems(workdir / "load", pool_port, None)
             measure_latency(report, systems)
             measure_throughput(report, systems)
-            if peer is not None:
-                peer.stop()
-            ours.terminate()
+            stop_all(running)
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
