@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from harness.databases import Database, MariaDBServer, PostgresServer
 from harness.kubernetes import ROOT, ControlPlane
+from harness.operator import OperatorProcess
 from harness.service import kill_all_services
 
 _names = itertools.count()
@@ -19,7 +21,10 @@ _names = itertools.count()
 @pytest.fixture(autouse=True)
 def _no_stray_processes() -> Iterator[None]:
     yield
-    kill_all_services()
+    kill_all_services(keep=_keep_running)
+
+
+_keep_running: list[OperatorProcess] = []  # session-wide processes that outlive a test
 
 
 @pytest.fixture(scope="session")
@@ -79,12 +84,37 @@ def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 def control_plane() -> Iterator[ControlPlane]:
     """etcd + kube-apiserver (RBAC) + kube-controller-manager, built from source, once."""
     plane = ControlPlane()
-    plane.kubectl("apply", "-f", str(ROOT / "crds"))
-    plane.wait(
-        "the StratumPool CRD to be served",
-        lambda: (
-            "stratumpools" in plane.kubectl("api-resources", "--api-group=stratum.io", check=False)
-        ),
-    )
     yield plane
     plane.stop()
+
+
+RELEASE_NAMESPACE = "stratum-system"
+
+
+@pytest.fixture(scope="session")
+def installed_chart(control_plane: ControlPlane) -> ControlPlane:
+    """Our chart, installed with real helm: the CRD, the RBAC, the ServiceAccount."""
+    out = subprocess.run(
+        [str(control_plane.bin / "helm"), "install", "stratum-operator",
+         str(ROOT / "charts" / "stratum-operator"), "--namespace", RELEASE_NAMESPACE,
+         "--create-namespace", "--kubeconfig", str(control_plane.kubeconfig), "--wait=false"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    control_plane.wait("the StratumPool CRD to be served", lambda: "stratumpools" in control_plane.kubectl(
+        "api-resources", "--api-group=stratum.io", check=False))  # fmt: skip
+    return control_plane
+
+
+@pytest.fixture(scope="session")
+def operator(
+    installed_chart: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator process, acting as exactly the chart's ServiceAccount."""
+    identity = installed_chart.kubeconfig_for(RELEASE_NAMESPACE, "stratum-operator")
+    proc = OperatorProcess(tmp_path_factory.mktemp("operator"), identity)
+    proc.spawn(proc.command())
+    _keep_running.append(proc)
+    yield proc
+    _keep_running.remove(proc)
+    proc.terminate(30)

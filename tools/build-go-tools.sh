@@ -42,7 +42,7 @@ wrapper() {  # wrapper NAME VERSION PACKAGE...: a module whose tools.go imports 
 
 build_kubernetes() {
   local tools=(kube-apiserver kube-controller-manager kubectl) need=()
-  for t in "${tools[@]}"; do fresh "$t" "$K8S_VERSION" || need+=("$t"); done
+  for t in "${tools[@]}"; do fresh "$t" "$K8S_VERSION+stamped" || need+=("$t"); done
   [ ${#need[@]} -eq 0 ] && return
   log "building ${need[*]} $K8S_VERSION (first time: several minutes)"
   local dir minor
@@ -59,9 +59,14 @@ build_kubernetes() {
     done
     go mod edit -go="$(sed -n 's/^go //p' "$modfile")"
     go mod tidy
+    # Stamp the version as a release build does, or the server reports v0.0.0-master
+    # and version checks (helm's kubeVersion, kubectl's skew warning) misfire.
+    local v=k8s.io/component-base/version minor_only="${K8S_VERSION#v1.}"
+    local ldflags="-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=${minor_only%%.*}"
+    ldflags+=" -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
     for t in "${need[@]}"; do
-      go build -o "$bin/$t" "k8s.io/kubernetes/cmd/$t"
-      stamp "$t" "$K8S_VERSION"
+      go build -ldflags "$ldflags" -o "$bin/$t" "k8s.io/kubernetes/cmd/$t"
+      stamp "$t" "$K8S_VERSION+stamped"
     done
   )
 }

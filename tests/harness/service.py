@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.databases import free_port
@@ -22,10 +22,12 @@ _METRIC_LINE = re.compile(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$")
 _started: list[ServiceProcess] = []
 
 
-def kill_all_services() -> None:
-    """Test teardown: no process outlives its test, whatever the test's outcome."""
-    while _started:
-        _started.pop().kill()
+def kill_all_services(keep: Sequence[ServiceProcess] = ()) -> None:
+    """Test teardown: no process outlives its test, whatever the test's outcome (but the
+    session-wide ones in ``keep``)."""
+    for proc in [p for p in _started if p not in keep]:
+        _started.remove(proc)
+        proc.kill()
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -40,8 +42,9 @@ def parse_metrics(text: str) -> dict[str, float]:
 class ServiceProcess:
     name = "service"
 
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()  # the side port: /metrics, /healthz, /readyz
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host  # a "pod IP" (127.0.0.x) when the test plays the kubelet
+        self.port = port or free_port()  # the side port: /metrics, /healthz, /readyz
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = log_dir / f"{self.name}-{self.port}.log"
 
@@ -70,12 +73,12 @@ class ServiceProcess:
         raise RuntimeError(f"{self.name} did not serve metrics: {self.log.read_text()}")
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{self.host}:{self.port}/metrics", timeout=5) as r:
             return parse_metrics(r.read().decode())
 
     def status(self, path: str) -> int:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            with urllib.request.urlopen(f"http://{self.host}:{self.port}{path}", timeout=5) as r:
                 return int(r.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)

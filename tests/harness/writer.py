@@ -51,9 +51,15 @@ class WriterProcess(ServiceProcess):
     name = "writer"
 
     def __init__(
-        self, spool: Path, url: str, *extra: str, workers_file: Path | None = None
+        self,
+        spool: Path,
+        url: str,
+        *extra: str,
+        workers_file: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
-        super().__init__(spool.parent)
+        super().__init__(spool.parent, host, port)
         self.spool = spool
         self.url = url
         self.extra = list(extra)
@@ -66,7 +72,7 @@ class WriterProcess(ServiceProcess):
         return {**os.environ, "STRATUM_DATABASE_URL": self.url}
 
     def start(self) -> WriterProcess:
-        argv = self.command("run", "--listen", f"127.0.0.1:{self.port}", *self.extra)
+        argv = self.command("run", "--listen", f"{self.host}:{self.port}", *self.extra)
         if self.workers_file is not None:
             argv += ["--workers-file", str(self.workers_file)]
         self.spawn(argv)

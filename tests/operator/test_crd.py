@@ -29,9 +29,9 @@ def pool(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def test_a_valid_pool_is_stored_with_defaults(control_plane: ControlPlane) -> None:
-    control_plane.apply(pool("defaults"))
-    stored = control_plane.get("stratumpool", "defaults", "default")
+def test_a_valid_pool_is_stored_with_defaults(installed_chart: ControlPlane) -> None:
+    installed_chart.apply(pool("defaults"))
+    stored = installed_chart.get("stratumpool", "defaults", "default")
     assert stored is not None
     spec = stored["spec"]
     assert spec["proxy"]["replicas"] == 2 and spec["proxy"]["serviceType"] == "LoadBalancer"
@@ -72,22 +72,22 @@ MISTAKES = [
 
 @pytest.mark.parametrize(("change", "message"), MISTAKES)
 def test_mistakes_are_refused_with_a_clear_message(
-    control_plane: ControlPlane, change: dict[str, Any], message: str
+    installed_chart: ControlPlane, change: dict[str, Any], message: str
 ) -> None:
-    out = control_plane.apply(pool("mistaken", **change), check=False)
+    out = installed_chart.apply(pool("mistaken", **change), check=False)
     assert "is invalid" in out and message in out, out
-    assert control_plane.get("stratumpool", "mistaken", "default") is None
+    assert installed_chart.get("stratumpool", "mistaken", "default") is None
 
 
-def test_changing_the_shard_list_points_to_reshard(control_plane: ControlPlane) -> None:
+def test_changing_the_shard_list_points_to_reshard(installed_chart: ControlPlane) -> None:
     vitess: dict[str, Any] = {
         "persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "db"}},
         "vitess": {"keyspace": "shares", "vtctldAddress": "vtctld:15999"},
     }
-    control_plane.apply(pool("sharded", **vitess))
+    installed_chart.apply(pool("sharded", **vitess))
     changed = copy.deepcopy(vitess)
     changed["vitess"]["shards"] = ["-40", "40-80", "80-"]
-    out = control_plane.apply(pool("sharded", **changed), check=False)
+    out = installed_chart.apply(pool("sharded", **changed), check=False)
     assert "Reshard workflow" in out, out
 
 

@@ -60,6 +60,21 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
             "backoffLimit": _BACKOFF_LIMIT,
             "activeDeadlineSeconds": _DEADLINE_S,
             "ttlSecondsAfterFinished": _FINISHED_TTL_S,
+            # Exit 2 is the writer saying its settings or database URL are wrong: retrying
+            # in seconds won't fix that. Fail the Job at once; the operator reports the
+            # reason and retries on its own, slower, backoff.
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "migrate",
+                            "operator": "In",
+                            "values": [2],
+                        },
+                    }
+                ]
+            },
             "template": {
                 "metadata": {"labels": naming.labels(name, "migration")},
                 "spec": {

@@ -1,0 +1,46 @@
+"""``stratum-operator``: run the operator (one replica, standalone: no peering needed).
+
+Settings from the environment (the chart sets them):
+
+- ``STRATUM_OPERATOR_NAMESPACES``: comma-separated namespaces to watch; empty: all.
+- ``STRATUM_OPERATOR_HEALTH_PORT`` (8080): ``/healthz`` for the liveness probe.
+- ``STRATUM_OPERATOR_METRICS_PORT`` (9090): the operator's own ``/metrics``.
+- ``STRATUM_OPERATOR_LOG_FORMAT`` (``json``): ``json`` or ``plain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+import kopf
+
+from stratum_operator import __version__, metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stratum-operator", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"stratum-operator {__version__}")
+    parser.parse_args(argv)
+    namespaces = [n for n in os.environ.get("STRATUM_OPERATOR_NAMESPACES", "").split(",") if n]
+    health = int(os.environ.get("STRATUM_OPERATOR_HEALTH_PORT", "8080"))
+    fmt = os.environ.get("STRATUM_OPERATOR_LOG_FORMAT", "json")
+    kopf.configure(log_format=kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN)
+    metrics.serve(int(os.environ.get("STRATUM_OPERATOR_METRICS_PORT", "9090")))
+    import stratum_operator.handlers  # noqa: F401 - registers the handlers with kopf
+
+    asyncio.run(
+        kopf.operator(
+            standalone=True,  # one replica with the Recreate strategy: never two at once
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{health}/healthz",
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Reading objects: one by name (None when it isn't there), or a labelled list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratum_operator.k8s import resources
+from stratum_operator.k8s.session import ApiError, current
+
+
+async def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = await current().request(
+            "GET", resources.path(api_version, kind, namespace, name)
+        )
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
+async def list_objects(
+    api_version: str, kind: str, namespace: str, labels: dict[str, str]
+) -> list[dict[str, Any]]:
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    found = await current().request(
+        "GET", resources.path(api_version, kind, namespace), params={"labelSelector": selector}
+    )
+    items: list[dict[str, Any]] = found.get("items", [])
+    return items

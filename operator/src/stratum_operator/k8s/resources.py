@@ -1,0 +1,28 @@
+"""Where each kind we touch lives in the API: (group/version path, plural)."""
+
+from __future__ import annotations
+
+_KINDS = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Secret"): "secrets",
+    ("v1", "Service"): "services",
+    ("v1", "Pod"): "pods",
+    ("apps/v1", "Deployment"): "deployments",
+    ("batch/v1", "Job"): "jobs",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("stratum.io/v1alpha1", "StratumPool"): "stratumpools",
+    ("planetscale.com/v2", "VitessCluster"): "vitessclusters",
+}
+
+
+def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    plural = _KINDS[(api_version, kind)]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    url = f"{base}/namespaces/{namespace}/{plural}"
+    return f"{url}/{name}" if name else url
+
+
+def path_of(obj: dict[str, object]) -> str:
+    meta = obj["metadata"]
+    assert isinstance(meta, dict)
+    return path(str(obj["apiVersion"]), str(obj["kind"]), meta["namespace"], meta["name"])

@@ -1,0 +1,230 @@
+"""One pass of convergence for one StratumPool: what to apply, in what order, and the
+status that tells the truth about it.
+
+Order matters and is enforced here: Secrets exist → ConfigMap → migration Job → only
+once that Job has succeeded, the Deployment, Service and PDB. A failed migration is
+retried with backoff, and proxies are never rolled out against a schema they don't
+match. The pass is idempotent: the create/update/resume handlers and the timer all
+run it, and it converges whatever was edited or deleted by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from stratum_operator.builders import Children, desired_objects, naming
+from stratum_operator.conditions import Condition, merge, phase
+from stratum_operator.k8s import applying, deleting, fetching
+from stratum_operator.spec import StratumPoolSpec, parse_spec
+from stratum_operator.writer_scaling import scale_writers
+
+RETRY_BASE_S = 30
+RETRY_CAP_S = 1800
+
+
+@dataclass
+class Outcome:
+    """What one pass found; turned into conditions and status at the end."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
+        self.conditions.append(Condition(type_, status, reason, message))
+
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        self.events.append(("Warning" if warning else "Normal", reason, message))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def reconcile(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, *, scale: bool
+) -> None:
+    lock = memo.setdefault("lock", asyncio.Lock())
+    async with lock:  # the timer and the event handlers never interleave on one pool
+        out = Outcome()
+        status = dict(body.get("status", {}))
+        try:
+            spec = parse_spec(dict(body.spec))
+        except ValidationError as exc:
+            out.condition("Degraded", True, "InvalidSpec", str(exc).splitlines()[0])
+            for cond in _write_status(body, patch, status, out):
+                kopf.warn(body, reason=cond.reason, message=cond.message)
+            return
+        await _converge(body, spec, status, memo, out, scale=scale)
+        flipped = _write_status(body, patch, status, out)
+        for cond in flipped:  # a condition is news only when it flips
+            bad = (cond.type == "Degraded") == cond.status
+            out.event(cond.reason, f"{cond.type} is {cond.status}: {cond.message}", warning=bad)
+        for kind, reason, message in out.events:
+            (kopf.warn if kind == "Warning" else kopf.info)(body, reason=reason, message=message)
+        logger.debug("reconciled: %s", out.status.get("phase"))
+
+
+async def _converge(
+    body: kopf.Body,
+    spec: StratumPoolSpec,
+    status: dict[str, Any],
+    memo: kopf.Memo,
+    out: Outcome,
+    *,
+    scale: bool,
+) -> None:
+    name, namespace = body.metadata.name, body.metadata.namespace
+    assert name is not None and namespace is not None
+    children = desired_objects(name, namespace, spec)
+    kopf.adopt(children.all(), owner=body, strict=True)
+
+    missing = [
+        secret
+        for secret in spec.secret_names()
+        if await fetching.get("v1", "Secret", namespace, secret) is None
+    ]
+    if missing:
+        out.condition(
+            "Degraded",
+            True,
+            "SecretMissing",
+            f"Secret {', '.join(repr(m) for m in missing)} not found in namespace {namespace!r}; "
+            "proxies are not rolled out until it exists",
+        )
+        out.condition("Ready", False, "SecretMissing", "waiting for Secrets")
+        return
+    await applying.apply(children.config)
+    if not await _schema_ready(children, spec, status, out):
+        out.condition("Degraded", False, "AsExpected", "")
+        return
+    await _roll_out(body, children, status, memo, out)
+    if scale:
+        await scale_writers(body, spec, status, memo, out)
+
+
+async def _schema_ready(
+    children: Children, spec: StratumPoolSpec, status: dict[str, Any], out: Outcome
+) -> bool:
+    job = children.migration
+    if job is None:
+        out.condition(
+            "SchemaReady", True, "MigratedByWriter", "SQLite: each writer migrates its own database"
+        )
+        return True
+    job_name = job["metadata"]["name"]
+    namespace = job["metadata"]["namespace"]
+    schema = dict(status.get("schema") or {})
+    if schema.get("job") == job_name and schema.get("ready"):
+        out.condition("SchemaReady", True, "Migrated", f"migration Job {job_name} succeeded")
+        out.status["schema"] = schema
+        return True
+    if schema.get("job") != job_name:
+        schema = {"job": job_name, "ready": False, "attempts": 0}
+    current = await fetching.get("batch/v1", "Job", namespace, job_name)
+    if current is None:
+        retry_at = schema.get("retryAt")
+        if retry_at and time.time() < retry_at:
+            out.condition("SchemaReady", False, "MigrationFailed", schema.get("lastError", ""))
+            out.status["schema"] = schema
+            return False
+        await applying.apply(job)
+        schema["attempts"] = int(schema.get("attempts", 0)) + 1
+        out.event(
+            "MigrationStarted",
+            f"schema migration Job {job_name} (attempt "
+            f"{schema['attempts']}) for {spec.writer_image}",
+        )
+        current = job
+    finished = {
+        c["type"]: c
+        for c in current.get("status", {}).get("conditions", [])
+        if c.get("status") == "True"
+    }
+    if "Complete" in finished:
+        schema.update(ready=True, retryAt=None, lastError=None)
+        out.condition("SchemaReady", True, "Migrated", f"migration Job {job_name} succeeded")
+        out.event("MigrationSucceeded", f"schema migrated by Job {job_name}")
+        out.status["schema"] = schema
+        return True
+    if "Failed" in finished:
+        failed = finished["Failed"]
+        reason = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
+        delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(int(schema.get("attempts", 1)) - 1, 0))
+        schema.update(
+            lastError=f"Job {job_name} failed ({reason}); retrying in {delay}s",
+            retryAt=time.time() + delay,
+        )
+        await deleting.delete("batch/v1", "Job", namespace, job_name)
+        out.condition("SchemaReady", False, "MigrationFailed", schema["lastError"])
+        out.event("MigrationFailed", schema["lastError"], warning=True)
+        out.status["schema"] = schema
+        return False
+    out.condition("SchemaReady", False, "Migrating", f"migration Job {job_name} is running")
+    out.status["schema"] = schema
+    return False
+
+
+async def _roll_out(
+    body: kopf.Body, children: Children, status: dict[str, Any], memo: kopf.Memo, out: Outcome
+) -> None:
+    deployment = children.workload[0]
+    meta = deployment["metadata"]
+    before = await fetching.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
+    wanted_hash = deployment["spec"]["template"]["metadata"]["annotations"][
+        naming.CONFIG_HASH_ANNOTATION
+    ]
+    if before is None and status.get("observedGeneration") is not None:
+        out.event("Restored", f"Deployment {meta['name']} was missing; re-created it")
+    elif before is not None:
+        had = before["spec"]["template"]["metadata"].get("annotations", {})
+        if had.get(naming.CONFIG_HASH_ANNOTATION) != wanted_hash:
+            out.event("RollingOut", f"configuration changed ({wanted_hash}): rolling the proxies")
+    applied = [await applying.apply(obj) for obj in children.workload]
+    current = applied[0].get("status", {})
+    desired = deployment["spec"]["replicas"]
+    ready = int(current.get("readyReplicas", 0))
+    updated = int(current.get("updatedReplicas", 0))
+    out.status.update(replicas=desired, readyReplicas=ready, ready=f"{ready}/{desired}")
+    generation = applied[0]["metadata"].get("generation", 0)
+    rolling = (
+        updated < desired or ready < desired or current.get("observedGeneration", 0) < generation
+    )
+    out.condition(
+        "Progressing",
+        rolling,
+        "RollingOut" if rolling else "Complete",
+        f"{updated} of {desired} pods updated, {ready} ready",
+    )
+    out.condition("Degraded", False, "AsExpected", "")
+    out.condition(
+        "Ready",
+        ready >= desired and not rolling,
+        "AllReplicasReady" if ready >= desired else "ReplicasNotReady",
+        f"{ready}/{desired} proxy pods ready",
+    )
+    del body, memo
+
+
+def _write_status(
+    body: kopf.Body, patch: kopf.Patch, status: dict[str, Any], out: Outcome
+) -> list[Condition]:
+    conditions, flipped = merge(
+        status.get("conditions", []),
+        out.conditions,
+        _now(),
+        int(body.metadata.get("generation", 0)),
+    )
+    out.status["phase"] = phase(out.conditions)
+    out.status["conditions"] = conditions
+    out.status["observedGeneration"] = body.metadata.get("generation")
+    for key, value in out.status.items():
+        patch.status[key] = value
+    return flipped
