@@ -6,12 +6,13 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast lint fmt bench bench-writer bench-proxy vitess-schema clean
+.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy vitess-schema clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
 	@echo "make test         provision what the tests need, lint, then run every test"
-	@echo "make lint         ruff + mypy --strict"
+	@echo "make test-e2e     the operator against a real control plane (helm, CRD, RBAC)"
+	@echo "make lint         ruff + mypy --strict + hadolint"
 	@echo "make bench        every benchmark; JSON lines in bench/results/"
 
 provision:
@@ -25,6 +26,10 @@ test: provision lint
 
 test-fast: provision
 	$(PY) -m pytest -q -m "not slow"
+
+# The real-control-plane suite alone: the chart, the CRD, the operator end to end.
+test-e2e: provision
+	$(PY) -m pytest -q tests/operator tests/e2e
 
 lint: provision
 	$(VENV)/bin/ruff check .

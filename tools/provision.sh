@@ -13,6 +13,7 @@ need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
 command -v "$python" >/dev/null 2>&1 || need_apt+=(python3.11 python3.11-venv)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates and keys
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "provision: installing ${need_apt[*]} from Debian" >&2
@@ -44,3 +45,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   "$venv/bin/pip" install -q "${args[@]}"
   echo "$inputs" > "$stamp"
 fi
+
+# The real control plane, helm and Vitess's vtctld for the tests: built from the Go
+# module proxy, pinned, cached outside the repo (minutes the first time, then instant).
+if ! command -v go >/dev/null 2>&1; then
+  echo "provision: Go is needed to build the test control plane (kube-apiserver, etcd, helm)" >&2
+  exit 1
+fi
+bash "$here/tools/build-go-tools.sh" etcd kubernetes helm vitess >/dev/null

@@ -1,0 +1,69 @@
+"""The Helm chart: lint-clean, upgrades its CRD (which Helm's crds/ folder never would),
+and gives the operator exactly the permissions it uses."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from harness.kubernetes import ROOT, ControlPlane
+
+CHART = ROOT / "charts" / "stratum-operator"
+SA = "system:serviceaccount:stratum-system:stratum-operator"
+
+
+def helm(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(cp.bin / "helm"), *args, "--kubeconfig", str(cp.kubeconfig)],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+def test_helm_lint_is_clean(installed_chart: ControlPlane) -> None:
+    out = helm(installed_chart, "lint", str(CHART), "--strict")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 chart(s) failed" in out.stdout
+
+
+def test_helm_upgrade_updates_a_changed_crd(installed_chart: ControlPlane, tmp_path: Path) -> None:
+    changed = tmp_path / "stratum-operator"
+    shutil.copytree(CHART, changed)  # the symlinked CRD is copied as a file
+    crd_file = changed / "files" / "stratumpools.stratum.io.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    columns.append(
+        {"name": "Upgraded", "type": "string", "jsonPath": ".status.phase", "priority": 1}
+    )
+    crd_file.write_text(yaml.safe_dump(crd))
+    try:
+        out = helm(
+            installed_chart, "upgrade", "stratum-operator", str(changed), "-n", "stratum-system"
+        )
+        assert out.returncode == 0, out.stderr
+        served = installed_chart.kubectl("get", "crd", "stratumpools.stratum.io", "-o", "yaml")
+        assert "name: Upgraded" in served
+        assert "helm.sh/resource-policy: keep" in served
+    finally:
+        out = helm(
+            installed_chart, "upgrade", "stratum-operator", str(CHART), "-n", "stratum-system"
+        )
+        assert out.returncode == 0, out.stderr
+
+
+def can(cp: ControlPlane, verb: str, resource: str) -> bool:
+    return (
+        cp.kubectl("auth", "can-i", verb, resource, "--as", SA, "-A", check=False).strip() == "yes"
+    )
+
+
+def test_the_operator_gets_exactly_what_it_uses(installed_chart: ControlPlane) -> None:
+    cp = installed_chart
+    for verb, resource in [("patch", "deployments.apps"), ("patch", "stratumpools.stratum.io"),
+                           ("patch", "stratumpools.stratum.io/status"), ("get", "secrets"),
+                           ("delete", "jobs.batch"), ("patch", "pods"), ("create", "events")]:  # fmt: skip
+        assert can(cp, verb, resource), f"needs {verb} {resource}"
+    for verb, resource in [("list", "secrets"), ("delete", "deployments.apps"), ("create", "pods"),
+                           ("delete", "stratumpools.stratum.io"), ("get", "nodes"),
+                           ("create", "clusterroles.rbac.authorization.k8s.io")]:  # fmt: skip
+        assert not can(cp, verb, resource), f"must not {verb} {resource}"
