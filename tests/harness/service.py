@@ -98,6 +98,9 @@ class ServiceProcess:
             if predicate(value):
                 return value
             time.sleep(0.1)
+        if self.alive() and self.proc is not None:  # the writer dumps its tasks' stacks
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
         raise AssertionError(f"{metric} stuck at {value}; log: {self.log.read_text()[-3000:]}")
 
     def terminate(self, timeout: float = 60) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import contextlib
 import logging
 import signal
@@ -139,6 +140,7 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # "where is it stuck?", live
     log.info(
         "writing shares from %s to %s (schema %d, metrics on :%d)",
         config.spool_dir, redact(url), version, bound,
@@ -183,6 +185,13 @@ async def _replay(config: WriterConfig, path: Path) -> int:
         + (f", {unreadable} entries unreadable" if unreadable else "")
     )  # fmt: skip
     return 1 if still.count or unreadable else 0
+
+
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        stack = io.StringIO()
+        task.print_stack(limit=12, file=stack)
+        log.warning("task %s:\n%s", task.get_name(), stack.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,6 +194,14 @@ class Drainer:
                     await self.delivery.deliver(job.rows)
             except Abandoned:
                 return  # not committed: these shares stay in the spool for the next start
+            except Exception:
+                # Whatever it was, the batch is not dropped: a lost job would hold the
+                # checkpoint behind it until a restart. It goes back on the queue.
+                log.exception("delivering a batch of %d failed unexpectedly; retrying it",
+                              len(job.rows))  # fmt: skip
+                await asyncio.sleep(1.0)
+                self._queue.put_nowait(job)
+                continue
             finally:
                 self._jobs.pop(id(job), None)
             for batch in job.batches:

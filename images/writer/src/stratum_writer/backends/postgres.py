@@ -138,7 +138,9 @@ class PostgresBackend(Backend):
             min_size=1,
             max_size=max(pool_size, 1),
             timeout=10,
-            command_timeout=120,
+            # A batch commits in well under a second; one that takes half a minute is
+            # on a dead connection, and is retried on a fresh one instead of stalling.
+            command_timeout=30,
             init=self._init_connection,
         )
 
@@ -156,8 +158,15 @@ class PostgresBackend(Backend):
     async def transaction(self) -> AsyncIterator[Transaction]:
         if self._pool is None:
             raise ConnectionError("backend is not connected")
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PgTransaction(conn, self.strategy)
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield _PgTransaction(conn, self.strategy)
+            except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError):
+                # The connection's state is unknown (a server killed mid-transaction leaves
+                # it "in another operation"): never hand it to the next batch.
+                conn.terminate()
+                raise
 
     async def migrate(self) -> list[int]:
         conn = await asyncpg.connect(self.dsn, timeout=10)
@@ -205,7 +214,12 @@ class PostgresBackend(Backend):
                 return ErrorKind.OUTAGE
             return ErrorKind.TRANSIENT
         if isinstance(
-            exc, OSError | ConnectionError | asyncio.TimeoutError | asyncpg.InterfaceError
+            exc,
+            OSError
+            | ConnectionError
+            | asyncio.TimeoutError
+            | asyncpg.InterfaceError
+            | asyncpg.InternalClientError,  # a broken connection, not bad data: never split
         ):
             return ErrorKind.OUTAGE
         return ErrorKind.TRANSIENT
