@@ -5,18 +5,17 @@ Validated at start with pydantic; a bad config is one line naming the field and 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sharelog.settings import ConfigError, load_layered
 
-class ConfigError(Exception):
-    """One line naming the bad setting and why."""
+__all__ = ["ConfigError", "ProxyConfig", "load_config", "split_address"]
 
 
 def _check_url(url: str) -> str:
@@ -84,25 +83,6 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> ProxyConfig:
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must hold a JSON object")
-        values.update(loaded)
-    for key in ProxyConfig.model_fields:
-        env = f"STRATUM_PROXY_{key.upper()}"
-        if env in os.environ:
-            raw = os.environ[env]
-            values[key] = json.loads(raw) if key in ("upstreams", "routes") else raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return ProxyConfig(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid proxy config: {problems}") from None
+    env = {key: f"STRATUM_PROXY_{key.upper()}" for key in ProxyConfig.model_fields}
+    return load_layered(ProxyConfig, path, env, overrides, json_keys=("upstreams", "routes"),
+                        what="proxy config")  # fmt: skip

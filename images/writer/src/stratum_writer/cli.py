@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import contextlib
+import io
 import logging
 import signal
 import sys

@@ -6,16 +6,15 @@ The database URL is never a setting: it is read from a file (a mounted Secret) o
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from sharelog.settings import ConfigError, load_layered
 
-class ConfigError(Exception):
-    """A setting is wrong; the message says which and why, in one line."""
+__all__ = ["ConfigError", "WriterConfig", "database_url", "load_config"]
 
 
 class WriterConfig(BaseModel):
@@ -32,7 +31,7 @@ class WriterConfig(BaseModel):
     listen: str = "0.0.0.0:9100"
     drain_timeout_s: float = Field(25.0, ge=0)
     max_attempts: int = Field(5, ge=1, le=100)
-    pg_strategy: Literal["unnest", "copy"] = "copy"  # measured faster: see docs/benchmarks.md
+    pg_strategy: Literal["unnest", "copy"] = "copy"  # measured faster: make bench-writer, ours-copy vs ours-unnest
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property
@@ -62,26 +61,7 @@ _ENV = {
 
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> WriterConfig:
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path} must hold a JSON object")
-        values.update(loaded)
-    for key, env in _ENV.items():
-        if env in os.environ:
-            values[key] = os.environ[env]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return WriterConfig(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid writer config: {problems}") from None
+    return load_layered(WriterConfig, path, _ENV, overrides, what="writer config")
 
 
 def database_url(config: WriterConfig) -> str:

@@ -47,6 +47,15 @@ def _probes(port: str) -> dict[str, Any]:
     }
 
 
+def _shared_mounts() -> list[dict[str, Any]]:
+    """Both containers: the settings, the spool they share, and a small writable /tmp."""
+    return [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "spool", "mountPath": SPOOL_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
+    ]
+
+
 def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -60,11 +69,7 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
                     "valueFrom": {"secretKeyRef": {"name": creds.name, "key": key}},
                 }
             )
-    mounts = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-        {"name": "spool", "mountPath": SPOOL_DIR},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
-    ]
+    mounts = _shared_mounts()
     if spec.proxy.tls_secret:
         mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
     container = {
@@ -86,12 +91,7 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
 
 
 def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
-    mounts = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-        {"name": "spool", "mountPath": SPOOL_DIR},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
-        {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True},
-    ]
+    mounts = [*_shared_mounts(), {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True}]
     env: list[dict[str, Any]] = []
     if spec.persistence.database_url_secret is not None:
         mounts.append(
