@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy vitess-schema clean
+.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator vitess-schema clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -41,13 +41,16 @@ fmt: provision
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-writer bench-proxy
+bench: bench-writer bench-proxy bench-operator
 
 bench-writer: provision
 	PYTHONPATH=tests $(PY) -m bench.writer
 
 bench-proxy: provision
 	PYTHONPATH=tests $(PY) -m bench.proxy
+
+bench-operator: provision
+	PYTHONPATH=tests $(PY) -m bench.operator
 
 # vitess/schema.sql is the MySQL migration history flattened; tests fail when it drifts.
 vitess-schema: provision
