@@ -26,6 +26,7 @@ from stratum_operator.spec import StratumPoolSpec, parse_spec
 from stratum_operator.writer_scaling import scale_writers
 
 RETRY_BASE_S = 30
+FULL_PASS_S = 60.0  # a full re-apply at least this often; timer ticks between only read
 RETRY_CAP_S = 1800
 
 
@@ -62,7 +63,9 @@ async def reconcile(
             for cond in _write_status(body, patch, status, out):
                 kopf.warn(body, reason=cond.reason, message=cond.message)
             return
-        await _converge(body, spec, status, memo, out, scale=scale)
+        if not (scale and await _light_tick(body, spec, status, memo, out)):
+            await _converge(body, spec, status, memo, out, scale=scale)
+            memo["converged"] = (body.metadata.get("generation"), time.monotonic())
         flipped = _write_status(body, patch, status, out)
         for cond in flipped:  # a condition is news only when it flips
             bad = (cond.type == "Degraded") == cond.status
@@ -70,6 +73,27 @@ async def reconcile(
         for kind, reason, message in out.events:
             (kopf.warn if kind == "Warning" else kopf.info)(body, reason=reason, message=message)
         logger.debug("reconciled: %s", out.status.get("phase"))
+
+
+async def _light_tick(
+    body: kopf.Body, spec: StratumPoolSpec, status: dict[str, Any], memo: kopf.Memo, out: Outcome
+) -> bool:
+    """Between full passes a timer tick only reads: the Deployment (for readiness) and the
+    writers (for scaling). False when a full pass is due: the spec changed, a minute
+    passed (hand edits are put right), or the Deployment is gone (it is re-created)."""
+    generation, at = memo.get("converged", (None, 0.0))
+    if generation != body.metadata.get("generation") or time.monotonic() - at > FULL_PASS_S:
+        return False
+    if status.get("phase") != "Ready" and status.get("phase") != "Progressing":
+        return False  # blocked or migrating: the full pass is what moves it on
+    name, namespace = body.metadata.name, body.metadata.namespace
+    assert name is not None and namespace is not None
+    current = await fetching.get("apps/v1", "Deployment", namespace, naming.deployment_name(name))
+    if current is None:
+        return False
+    _report_rollout(current, spec.proxy.replicas, out)
+    await scale_writers(body, spec, status, memo, out)
+    return True
 
 
 async def _converge(
@@ -188,12 +212,16 @@ async def _roll_out(
         if had.get(naming.CONFIG_HASH_ANNOTATION) != wanted_hash:
             out.event("RollingOut", f"configuration changed ({wanted_hash}): rolling the proxies")
     applied = [await applying.apply(obj) for obj in children.workload]
-    current = applied[0].get("status", {})
-    desired = deployment["spec"]["replicas"]
+    _report_rollout(applied[0], deployment["spec"]["replicas"], out)
+    del body, memo
+
+
+def _report_rollout(deployment: dict[str, Any], desired: int, out: Outcome) -> None:
+    current = deployment.get("status", {})
     ready = int(current.get("readyReplicas", 0))
     updated = int(current.get("updatedReplicas", 0))
     out.status.update(replicas=desired, readyReplicas=ready, ready=f"{ready}/{desired}")
-    generation = applied[0]["metadata"].get("generation", 0)
+    generation = deployment["metadata"].get("generation", 0)
     rolling = (
         updated < desired or ready < desired or current.get("observedGeneration", 0) < generation
     )
@@ -210,7 +238,6 @@ async def _roll_out(
         "AllReplicasReady" if ready >= desired else "ReplicasNotReady",
         f"{ready}/{desired} proxy pods ready",
     )
-    del body, memo
 
 
 def _write_status(
@@ -226,5 +253,6 @@ def _write_status(
     out.status["conditions"] = conditions
     out.status["observedGeneration"] = body.metadata.get("generation")
     for key, value in out.status.items():
-        patch.status[key] = value
+        if status.get(key) != value:  # an unchanged status is not written: no churn
+            patch.status[key] = value
     return flipped
