@@ -96,7 +96,9 @@ def load(
 
 
 def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else 0.0
+    if len(values) <= 10:
+        return 0.0
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
 async def _idle_miners(port: int, count: int, hold: asyncio.Event) -> int:

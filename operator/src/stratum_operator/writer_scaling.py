@@ -17,7 +17,7 @@ import kopf
 
 from stratum_operator.builders import naming
 from stratum_operator.k8s import fetching, patching
-from stratum_operator.observe import read_pods, ready_pods
+from stratum_operator.observe import PodReading, read_pods, ready_pods
 from stratum_operator.scaling import decide
 from stratum_operator.spec import StratumPoolSpec
 
@@ -34,9 +34,14 @@ async def scale_writers(
     assert name is not None and namespace is not None
     writer_status = dict(status.get("writer") or {})
     current = int(writer_status.get("workers") or spec.writer.min_workers)
-    pods = await fetching.list_objects("v1", "Pod", namespace, naming.selector(name, "proxy"))
-    ready = ready_pods(pods)
-    readings, errors = await read_pods(ready, spec.proxy.metrics_port, spec.writer.metrics_port)
+    if not out.status.get("readyReplicas"):  # the Deployment says none: nothing to read
+        pods: list[dict[str, Any]] = []
+        readings: list[PodReading] = []
+        errors: dict[str, str] = {}
+    else:
+        pods = await fetching.list_objects("v1", "Pod", namespace, naming.selector(name, "proxy"))
+        ready = ready_pods(pods)
+        readings, errors = await read_pods(ready, spec.proxy.metrics_port, spec.writer.metrics_port)
     _report_traffic(readings, memo, out)
     paused = body.metadata.annotations.get(naming.PAUSE_SCALING_ANNOTATION) == "true"
     writer_status.update(workers=current, paused=paused)
