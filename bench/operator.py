@@ -20,10 +20,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.proxy import cpu_seconds, rss_kb
 from bench.report import Reporter
 from harness.kubernetes import ROOT, ControlPlane
 from harness.operator import OperatorProcess
+from harness.procfs import cpu_seconds, rss_kb
 from harness.service import kill_all_services
 from harness.writer import QUEUE, WriterProcess, fill
 

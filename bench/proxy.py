@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 from bench.peers import AiostratumProxy, PeerUnavailable
 from bench.report import Reporter
+from harness.procfs import cpu_seconds, rss_kb
 from harness.proxy import ProxyProcess
 from stratum_sim.miners import Behaviour, MinerStats, run_fleet
 
@@ -58,18 +59,6 @@ def reference_pool() -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Load(NamedTuple):

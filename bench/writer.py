@@ -33,6 +33,7 @@ import asyncpg
 
 from bench.report import Reporter
 from harness.databases import MariaDBServer, PostgresServer
+from harness.procfs import rss_kb
 from harness.writer import WriterProcess
 from sharelog.event import FIELDS, Row
 from sharelog.spool import SpoolProducer
@@ -102,12 +103,9 @@ def run_ours(
 
 def _rss_mb(pid: int) -> float:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        return rss_kb(pid) / 1024
+    except (OSError, RuntimeError):  # the writer already gone: nothing to report
+        return 0.0
 
 
 def _csv_rows(

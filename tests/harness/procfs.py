@@ -1,0 +1,20 @@
+"""What /proc says about a process: the one reader for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory in KB; RuntimeError for a process with none (a zombie)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"process {pid} has no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
