@@ -27,6 +27,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from sharelog.event_loop import prefer_uvloop
 from stratum_sim.miners import Behaviour, MinerStats, run_fleet
 from stratum_sim.pool import ReferencePool
 
@@ -184,12 +185,7 @@ def reconcile(
 
 
 def main() -> int:
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
+    prefer_uvloop()
     return asyncio.run(run())
 
 

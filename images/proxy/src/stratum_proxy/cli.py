@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from pathlib import Path
 
 from sharelog import logfmt
+from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolProducer
 from sharelog.status_http import StatusServer
@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stratum-proxy: {exc}", file=sys.stderr)
         return 2
     logfmt.configure(config.log_level)
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prefer_uvloop()
     try:
         return asyncio.run(serve(config))
     except (OSError, ConfigError) as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import logging
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sharelog import logfmt
+from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolReader
 from sharelog.status_http import StatusServer
@@ -205,10 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stratum-writer: {exc}", file=sys.stderr)
         return 2
     logfmt.configure(config.log_level)
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prefer_uvloop()
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(config))

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from sharelog.event_loop import prefer_uvloop
 from sharelog.work import (
     DIFF1_TARGET,
     Job,
@@ -257,8 +258,5 @@ async def _main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prefer_uvloop()
     asyncio.run(_main(sys.argv[1:]))
