@@ -84,7 +84,7 @@ async def _light_tick(
     generation, at = memo.get("converged", (None, 0.0))
     if generation != body.metadata.get("generation") or time.monotonic() - at > FULL_PASS_S:
         return False
-    if status.get("phase") != "Ready" and status.get("phase") != "Progressing":
+    if status.get("phase") not in ("Ready", "Progressing"):
         return False  # blocked or migrating: the full pass is what moves it on
     name, namespace = body.metadata.name, body.metadata.namespace
     assert name is not None and namespace is not None
@@ -129,7 +129,7 @@ async def _converge(
     if not await _schema_ready(children, spec, status, out):
         out.condition("Degraded", False, "AsExpected", "")
         return
-    await _roll_out(body, children, status, memo, out)
+    await _roll_out(children, status, out)
     if scale:
         await scale_writers(body, spec, status, memo, out)
 
@@ -196,9 +196,7 @@ async def _schema_ready(
     return False
 
 
-async def _roll_out(
-    body: kopf.Body, children: Children, status: dict[str, Any], memo: kopf.Memo, out: Outcome
-) -> None:
+async def _roll_out(children: Children, status: dict[str, Any], out: Outcome) -> None:
     deployment = children.workload[0]
     meta = deployment["metadata"]
     before = await fetching.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
@@ -213,7 +211,6 @@ async def _roll_out(
             out.event("RollingOut", f"configuration changed ({wanted_hash}): rolling the proxies")
     applied = [await applying.apply(obj) for obj in children.workload]
     _report_rollout(applied[0], deployment["spec"]["replicas"], out)
-    del body, memo
 
 
 def _report_rollout(deployment: dict[str, Any], desired: int, out: Outcome) -> None:

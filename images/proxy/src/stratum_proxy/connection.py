@@ -142,11 +142,10 @@ class MinerConnection:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self.abort_reason is not None:  # the sweep ended it, and said why
+                return self.abort_reason
             reason = "closed"
             for task in done:
-                if self.abort_reason is not None:
-                    reason = self.abort_reason
-                    break
                 failure = task.exception()
                 if isinstance(failure, Closed):
                     reason = str(failure)
