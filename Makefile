@@ -52,9 +52,10 @@ bench-proxy: provision
 bench-operator: provision
 	PYTHONPATH=tests $(PY) -m bench.operator
 
-# vitess/schema.sql is the MySQL migration history flattened; tests fail when it drifts.
+# vitess/schema.sql (the MySQL migration history flattened) and vitess/vschema.json come
+# from the writer package; tests fail when they drift.
 vitess-schema: provision
-	$(PY) -m stratum_writer.schema_export mysql > vitess/schema.sql
+	$(PY) -m stratum_writer.cli export-vitess vitess
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/results/*.json

@@ -14,6 +14,7 @@ from harness.databases import Database, MariaDBServer, PostgresServer
 from harness.kubernetes import ROOT, ControlPlane
 from harness.operator import OperatorProcess
 from harness.service import kill_all_services
+from harness.vitess import Vtctld
 
 _names = itertools.count()
 
@@ -78,6 +79,14 @@ def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database("postgres", request, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def vtctld() -> Iterator[Vtctld]:
+    """etcd topology + a real vtctld (built from vitess.io/vitess), with one cell."""
+    server = Vtctld()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

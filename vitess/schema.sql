@@ -3,7 +3,7 @@
 CREATE TABLE IF NOT EXISTS schema_migrations ( version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- 0001_share_events.sql
-CREATE TABLE share_events (
+CREATE TABLE IF NOT EXISTS share_events (
     share_id         BINARY(16)   NOT NULL,
     pool             VARCHAR(63)  NOT NULL,
     upstream         VARCHAR(255) NOT NULL,
@@ -26,11 +26,11 @@ CREATE TABLE share_events (
     responded_at     DATETIME(6)  NULL,
     proxy_instance   VARCHAR(253) NOT NULL,
     PRIMARY KEY (share_id),
-    KEY share_events_user_time (pool, user_identity, submitted_at),
+    KEY share_events_user_time (pool, user_identity, submitted_at, accepted, difficulty),
     KEY share_events_time (submitted_at),
     KEY share_events_block_candidates (block_candidate, submitted_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
-CREATE TABLE worker_stats_minute (
+CREATE TABLE IF NOT EXISTS worker_stats_minute (
     pool                VARCHAR(63)  NOT NULL,
     user_identity       VARCHAR(128) NOT NULL,
     worker              VARCHAR(128) NOT NULL,
@@ -42,4 +42,4 @@ CREATE TABLE worker_stats_minute (
     accepted_difficulty DOUBLE       NOT NULL DEFAULT 0,
     PRIMARY KEY (pool, user_identity, worker, minute),
     KEY worker_stats_minute_time (minute)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;;
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

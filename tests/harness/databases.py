@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.certificates import self_signed
+
 
 class ServerUnavailable(RuntimeError):
     """The server binaries are missing or the server did not come up; says which."""
@@ -217,6 +219,10 @@ class MariaDBServer(_Server):
         if self._uid is not None:
             argv.append(f"--user={self.account}")
         self._run(argv)
+        # TLS on offer (never forced), so ssl-mode=REQUIRED/VERIFY_CA URLs can be tested
+        self.tls_cert, tls_key = self_signed(self.dir)
+        if self._uid is not None:
+            os.chown(tls_key, self._uid, self._gid)
         self.start()
         try:
             self.sql(
@@ -240,6 +246,7 @@ class MariaDBServer(_Server):
             f"--pid-file={self.dir / 'mysqld.pid'}", "--innodb-buffer-pool-size=512M",
             "--innodb-log-file-size=256M", "--innodb-flush-log-at-trx-commit=1",
             "--max-connections=200", "--local-infile=1", "--max-allowed-packet=64M",
+            f"--ssl-cert={self.tls_cert}", f"--ssl-key={self.dir / 'tls.key'}",
         ])  # fmt: skip
 
     def url(self, database: str = "") -> str:

@@ -28,23 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.databases import ServerUnavailable, free_port
+from harness.go_tools import etcd_argv, tools_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "stratum-test-admin-token"
 
 
-def tools_bin() -> Path:
-    """The cached Go tools; built on first use (minutes), then found at once."""
-    out = subprocess.run(["bash", str(ROOT / "tools" / "build-go-tools.sh"), "etcd",
-                          "kubernetes", "helm"], capture_output=True, text=True, check=False)  # fmt: skip
-    if out.returncode != 0:
-        raise ServerUnavailable(f"building the control plane failed: {out.stderr[-3000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
 class ControlPlane:
     def __init__(self) -> None:
-        self.bin = tools_bin()
+        self.bin = tools_bin("etcd", "kubernetes", "helm")
         self.dir = Path(tempfile.mkdtemp(prefix="stratum-k8s-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.port = free_port()
@@ -71,14 +63,7 @@ class ControlPlane:
                         str(d / "sa.pub")], check=True, capture_output=True)  # fmt: skip
         (d / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
         etcd_port, peer_port = free_port(), free_port()
-        self._spawn("etcd", [
-            str(self.bin / "etcd"), "--data-dir", str(d / "etcd"), "--unsafe-no-fsync",
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-            "--initial-cluster", f"default=http://127.0.0.1:{peer_port}",
-        ])  # fmt: skip
+        self._spawn("etcd", etcd_argv(self.bin, d / "etcd", etcd_port, peer_port))
         self._spawn("kube-apiserver", [
             str(self.bin / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_port}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",

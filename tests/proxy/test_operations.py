@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.certificates import self_signed
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from stratum_sim.miners import Behaviour
@@ -60,19 +61,8 @@ def test_connect_preamble_picks_the_named_pool(sim: SimLoop, tmp_path: Path) -> 
         assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 404")
 
 
-def _certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 def test_tls_for_miners_and_to_a_verified_upstream(sim: SimLoop, tmp_path: Path) -> None:
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     pool, url = sim.pool(tls=server_tls)
@@ -85,7 +75,7 @@ def test_tls_for_miners_and_to_a_verified_upstream(sim: SimLoop, tmp_path: Path)
 
 
 def test_an_unverifiable_upstream_certificate_is_refused(sim: SimLoop, tmp_path: Path) -> None:
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     pool, url = sim.pool(tls=server_tls)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TYPES = ("Ready", "SchemaReady", "Progressing", "Degraded", "ScalingActive")
+TYPES = ("Ready", "KeyspaceReady", "SchemaReady", "Progressing", "Degraded", "ScalingActive")
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,22 @@ def merge(
     return sorted(out, key=lambda c: TYPES.index(c["type"]) if c["type"] in TYPES else 99), flipped
 
 
+_BLOCKED = ("SecretMissing", "InvalidSpec", "VitessClusterMissing", "KeyspaceNotDeclared")
+
+
 def phase(conditions: list[Condition]) -> str:
     """One word for ``kubectl get``: the first that applies."""
     by_type = {c.type: c for c in conditions}
     degraded = by_type.get("Degraded")
     if degraded is not None and degraded.status:
-        return "Blocked" if degraded.reason in ("SecretMissing", "InvalidSpec") else "Degraded"
+        return "Blocked" if degraded.reason in _BLOCKED else "Degraded"
+    keyspace = by_type.get("KeyspaceReady")
+    if keyspace is not None and not keyspace.status:
+        return (
+            "Keyspace"
+            if keyspace.reason in ("Running", "WaitingForVitessCluster")
+            else "KeyspaceFailed"
+        )
     schema = by_type.get("SchemaReady")
     if schema is not None and not schema.status:
         return "Migrating" if schema.reason == "Migrating" else "SchemaFailed"

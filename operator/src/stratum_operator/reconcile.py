@@ -1,8 +1,9 @@
 """One pass of convergence for one StratumPool: what to apply, in what order, and the
 status that tells the truth about it.
 
-Order matters and is enforced here: Secrets exist → ConfigMap → migration Job → only
-once that Job has succeeded, the Deployment, Service and PDB. A failed migration is
+Order matters and is enforced here: Secrets exist → (Vitess: the keyspace placed and
+its Job succeeded) → ConfigMap → migration Job → only once that Job has succeeded, the
+Deployment, Service and PDB. A failed migration is
 retried with backoff, and proxies are never rolled out against a schema they don't
 match. The pass is idempotent: the create/update/resume handlers and the timer all
 run it, and it converges whatever was edited or deleted by hand.
@@ -19,15 +20,15 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from stratum_operator import job_gate
 from stratum_operator.builders import Children, desired_objects, naming
 from stratum_operator.conditions import Condition, merge, phase
-from stratum_operator.k8s import applying, deleting, fetching
+from stratum_operator.k8s import applying, fetching
 from stratum_operator.spec import StratumPoolSpec, parse_spec
+from stratum_operator.vitess_cluster import place_keyspace
 from stratum_operator.writer_scaling import scale_writers
 
-RETRY_BASE_S = 30
 FULL_PASS_S = 60.0  # a full re-apply at least this often; timer ticks between only read
-RETRY_CAP_S = 1800
 
 
 @dataclass
@@ -107,9 +108,6 @@ async def _converge(
 ) -> None:
     name, namespace = body.metadata.name, body.metadata.namespace
     assert name is not None and namespace is not None
-    children = desired_objects(name, namespace, spec)
-    kopf.adopt(children.all(), owner=body, strict=True)
-
     missing = [
         secret
         for secret in spec.secret_names()
@@ -125,8 +123,16 @@ async def _converge(
         )
         out.condition("Ready", False, "SecretMissing", "waiting for Secrets")
         return
+    managed = False
+    if spec.persistence.backend == "vitess":
+        placement = await place_keyspace(namespace, spec, out)
+        if placement is None:
+            return
+        managed = placement.managed
+    children = desired_objects(name, namespace, spec, vitess_managed=managed)
+    kopf.adopt(children.all(), owner=body, strict=True)
     await applying.apply(children.config)
-    if not await _schema_ready(children, spec, status, out):
+    if not await _schema_ready(children, status, out):
         out.condition("Degraded", False, "AsExpected", "")
         return
     await _roll_out(children, status, out)
@@ -134,66 +140,18 @@ async def _converge(
         await scale_writers(body, spec, status, memo, out)
 
 
-async def _schema_ready(
-    children: Children, spec: StratumPoolSpec, status: dict[str, Any], out: Outcome
-) -> bool:
-    job = children.migration
-    if job is None:
+async def _schema_ready(children: Children, status: dict[str, Any], out: Outcome) -> bool:
+    if children.keyspace is not None and not await job_gate.passed(
+        job_gate.KEYSPACE, children.keyspace, status, out
+    ):
+        out.condition("Ready", False, "KeyspaceNotReady", "waiting for the Vitess keyspace Job")
+        return False
+    if children.migration is None:
         out.condition(
             "SchemaReady", True, "MigratedByWriter", "SQLite: each writer migrates its own database"
         )
         return True
-    job_name = job["metadata"]["name"]
-    namespace = job["metadata"]["namespace"]
-    schema = dict(status.get("schema") or {})
-    if schema.get("job") == job_name and schema.get("ready"):
-        out.condition("SchemaReady", True, "Migrated", f"migration Job {job_name} succeeded")
-        out.status["schema"] = schema
-        return True
-    if schema.get("job") != job_name:
-        schema = {"job": job_name, "ready": False, "attempts": 0}
-    current = await fetching.get("batch/v1", "Job", namespace, job_name)
-    if current is None:
-        retry_at = schema.get("retryAt")
-        if retry_at and time.time() < retry_at:
-            out.condition("SchemaReady", False, "MigrationFailed", schema.get("lastError", ""))
-            out.status["schema"] = schema
-            return False
-        await applying.apply(job)
-        schema["attempts"] = int(schema.get("attempts", 0)) + 1
-        out.event(
-            "MigrationStarted",
-            f"schema migration Job {job_name} (attempt "
-            f"{schema['attempts']}) for {spec.writer_image}",
-        )
-        current = job
-    finished = {
-        c["type"]: c
-        for c in current.get("status", {}).get("conditions", [])
-        if c.get("status") == "True"
-    }
-    if "Complete" in finished:
-        schema.update(ready=True, retryAt=None, lastError=None)
-        out.condition("SchemaReady", True, "Migrated", f"migration Job {job_name} succeeded")
-        out.event("MigrationSucceeded", f"schema migrated by Job {job_name}")
-        out.status["schema"] = schema
-        return True
-    if "Failed" in finished:
-        failed = finished["Failed"]
-        reason = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip(": ")
-        delay = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(int(schema.get("attempts", 1)) - 1, 0))
-        schema.update(
-            lastError=f"Job {job_name} failed ({reason}); retrying in {delay}s",
-            retryAt=time.time() + delay,
-        )
-        await deleting.delete("batch/v1", "Job", namespace, job_name)
-        out.condition("SchemaReady", False, "MigrationFailed", schema["lastError"])
-        out.event("MigrationFailed", schema["lastError"], warning=True)
-        out.status["schema"] = schema
-        return False
-    out.condition("SchemaReady", False, "Migrating", f"migration Job {job_name} is running")
-    out.status["schema"] = schema
-    return False
+    return await job_gate.passed(job_gate.SCHEMA, children.migration, status, out)
 
 
 async def _roll_out(children: Children, status: dict[str, Any], out: Outcome) -> None:

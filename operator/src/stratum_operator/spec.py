@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from stratum_operator import __version__
 
 IMAGE_REGISTRY = "ghcr.io/stratum-operator"
+# vtctldclient for the keyspace Job: Vitess's own image, the release our tests run
+VTCTLDCLIENT_IMAGE = "vitess/lite:v24.0.4"
 
 
 def default_image(component: str) -> str:
@@ -68,6 +70,7 @@ class VitessSpec(_Model):
     vtctld_address: str = Field(alias="vtctldAddress")
     vitess_cluster: str | None = Field(None, alias="vitessCluster")
     patch_vitess_cluster: bool = Field(False, alias="patchVitessCluster")
+    vtctldclient_image: str = Field(VTCTLDCLIENT_IMAGE, alias="vtctldclientImage")
 
 
 class WriterSpec(_Model):

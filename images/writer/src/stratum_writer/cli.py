@@ -1,7 +1,8 @@
 """``stratum-writer``: run (drain the spool), migrate (apply the schema), replay (dead letters).
 
-Exit codes: 0 done, 1 replay left shares that still fail, 2 bad configuration or a
-database that cannot be reached at start, 3 the schema is not migrated.
+export-vitess and verify-vschema are steps of the operator's Vitess keyspace Job.
+Exit codes: 0 done, 1 replay left shares that still fail (or the VSchema differs), 2 bad
+configuration or a database that cannot be reached at start, 3 the schema is not migrated.
 Every failure at start is one line on stderr naming the cause, never the password.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import signal
 import sys
@@ -21,7 +23,7 @@ from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolReader
 from sharelog.status_http import StatusServer
-from stratum_writer import __version__
+from stratum_writer import __version__, vitess_keyspace
 from stratum_writer.backends import Backend, open_backend, redact
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
 from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
@@ -60,13 +62,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending schema migrations, then exit")
     replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
     replay.add_argument("file", type=Path)
+    export = sub.add_parser(
+        "export-vitess", help="write schema.sql and vschema.json for a Vitess keyspace"
+    )
+    export.add_argument("directory", type=Path)
+    verify = sub.add_parser(
+        "verify-vschema", help="compare a keyspace's VSchema (GetVSchema output) with ours"
+    )
+    verify.add_argument("applied", type=Path, help="file holding 'vtctldclient GetVSchema' output")
     return p
 
 
 async def _connect(config: WriterConfig, pool_size: int) -> tuple[Backend, str]:
     url = database_url(config)
     try:
-        backend = open_backend(url, pg_strategy=config.pg_strategy)
+        backend = open_backend(
+            url, pg_strategy=config.pg_strategy, vitess_shards=config.vitess_shards
+        )
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     try:
@@ -194,8 +206,31 @@ def _dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), stack.getvalue())
 
 
+def _vitess_files(args: argparse.Namespace) -> int:
+    """The keyspace Job's first and last steps; they need no settings and no database."""
+    if args.command == "export-vitess":
+        for path in vitess_keyspace.export(args.directory):
+            print(f"wrote {path}")
+        return 0
+    try:
+        applied = json.loads(args.applied.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"stratum-writer: cannot read the applied VSchema: {exc}", file=sys.stderr)
+        return 2
+    differences = vitess_keyspace.vschema_differences(
+        json.loads(vitess_keyspace.vschema_text()), applied
+    )
+    for line in differences:
+        print(f"stratum-writer: VSchema differs: {line}", file=sys.stderr)
+    if not differences:
+        print("VSchema verified: the keyspace holds the VSchema this writer needs")
+    return 1 if differences else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("export-vitess", "verify-vschema"):
+        return _vitess_files(args)
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k not in {"config", "command", "migrate", "file"}
     }

@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sharelog.settings import ConfigError, load_layered
+from stratum_writer.backends.vitess_shards import ShardMap
 
 __all__ = ["ConfigError", "WriterConfig", "database_url", "load_config"]
 
@@ -32,7 +33,16 @@ class WriterConfig(BaseModel):
     drain_timeout_s: float = Field(25.0, ge=0)
     max_attempts: int = Field(5, ge=1, le=100)
     pg_strategy: Literal["unnest", "copy"] = "copy"  # faster: bench-writer
+    # A Vitess keyspace's shards ("-80", "80-"): batches are stored one transaction per shard.
+    vitess_shards: list[str] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("vitess_shards")
+    @classmethod
+    def _shards_cover_the_keyspace(cls, shards: list[str] | None) -> list[str] | None:
+        if shards:
+            ShardMap(shards)  # raises ValueError naming the gap or the bad range
+        return shards
 
     @property
     def dead_letters(self) -> Path:

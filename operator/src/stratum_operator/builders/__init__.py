@@ -13,6 +13,7 @@ from stratum_operator.builders.config import build_configmap
 from stratum_operator.builders.deployment import build_deployment, config_hash
 from stratum_operator.builders.jobs import build_migration_job, migration_digest
 from stratum_operator.builders.network import build_pdb, build_service
+from stratum_operator.builders.vitess import build_keyspace_job
 from stratum_operator.spec import StratumPoolSpec
 
 __all__ = ["Children", "config_hash", "desired_objects", "migration_digest"]
@@ -23,16 +24,26 @@ class Children:
     """Everything a StratumPool owns, split by when it may be applied."""
 
     config: dict[str, Any]
-    migration: dict[str, Any] | None  # first; None when the backend needs none
+    keyspace: dict[str, Any] | None  # Vitess only: the keyspace Job, before the migration
+    migration: dict[str, Any] | None  # None when the backend needs none
     workload: list[dict[str, Any]]  # only once the schema is ready: Deployment, Service, PDB
 
     def all(self) -> list[dict[str, Any]]:
-        return [self.config, *([self.migration] if self.migration else []), *self.workload]
+        jobs = [job for job in (self.keyspace, self.migration) if job is not None]
+        return [self.config, *jobs, *self.workload]
 
 
-def desired_objects(name: str, namespace: str, spec: StratumPoolSpec) -> Children:
+def desired_objects(
+    name: str, namespace: str, spec: StratumPoolSpec, *, vitess_managed: bool = False
+) -> Children:
+    """``vitess_managed``: a VitessCluster manages the keyspace (found by the operator);
+    the keyspace Job then applies schema and VSchema but never creates the keyspace."""
+    vitess = spec.persistence.backend == "vitess"
     return Children(
         config=build_configmap(name, namespace, spec),
+        keyspace=build_keyspace_job(name, namespace, spec, managed=vitess_managed)
+        if vitess
+        else None,
         migration=build_migration_job(name, namespace, spec),
         workload=[
             build_deployment(name, namespace, spec),

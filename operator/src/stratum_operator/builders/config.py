@@ -43,7 +43,7 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
 
 def writer_settings(spec: StratumPoolSpec) -> dict[str, Any]:
     writer = spec.writer
-    return {
+    settings: dict[str, Any] = {
         "spool_dir": SPOOL_DIR,
         "database_url_file": DATABASE_URL_FILE if spec.persistence.database_url_secret else None,
         "batch_size": spec.persistence.batch_size,
@@ -55,6 +55,9 @@ def writer_settings(spec: StratumPoolSpec) -> dict[str, Any]:
         # the writer drains before the proxy's grace period ends the pod
         "drain_timeout_s": max(spec.pod_template.termination_grace_period_seconds - 5, 1),
     }
+    if spec.persistence.backend == "vitess" and spec.vitess is not None:
+        settings["vitess_shards"] = spec.vitess.shards  # one transaction per shard
+    return settings
 
 
 def build_configmap(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from stratum_operator.spec import StratumPoolSpec
 
 USER_ID = 65532  # the images' numeric non-root user
 
-_CONTAINER_SECURITY = {
+CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "runAsNonRoot": True,
@@ -82,7 +82,7 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
         ],
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": _CONTAINER_SECURITY,
+        "securityContext": CONTAINER_SECURITY,
         **_probes("proxy-metrics"),
     }
     if spec.proxy.resources:
@@ -109,7 +109,7 @@ def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
         "ports": [{"name": "writer-metrics", "containerPort": spec.writer.metrics_port}],
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": _CONTAINER_SECURITY,
+        "securityContext": CONTAINER_SECURITY,
         **_probes("writer-metrics"),
     }
     if spec.writer.resources:

@@ -1,4 +1,5 @@
-"""One-shot Jobs: the schema migration the proxies wait for.
+"""One-shot Jobs: the schema migration the proxies wait for, and the frame every Job
+we run shares (retries, deadline, TTL, a restricted pod).
 
 A Job is named by a hash of what it applies (the writer image carries the migrations;
 the database it targets), so a new writer version gets a new migration Job, and the
@@ -12,11 +13,73 @@ from typing import Any
 
 from stratum_operator.builders import naming
 from stratum_operator.builders.config import CONFIG_DIR, DATABASE_URL_FILE
-from stratum_operator.builders.deployment import USER_ID
+from stratum_operator.builders.deployment import CONTAINER_SECURITY, USER_ID
 
 _FINISHED_TTL_S = 7 * 24 * 3600  # long enough to read its logs after an incident
 _BACKOFF_LIMIT = 4  # pod retries with the Job controller's exponential backoff
-_DEADLINE_S = 900  # a migration that runs longer than this is stuck, not slow
+_DEADLINE_S = 900  # a Job that runs longer than this is stuck, not slow
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir
+
+
+def build_job(
+    job_name: str,
+    namespace: str,
+    pool: str,
+    component: str,
+    *,
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]] | None = None,
+    config_error_exit_code: int | None = None,
+) -> dict[str, Any]:
+    """A Job in our frame. ``config_error_exit_code``: the exit code with which the last
+    container says its settings are wrong; retrying in seconds won't fix that, so the
+    Job fails at once and the operator reports the reason and retries on its own,
+    slower, backoff."""
+    for container in [*(init_containers or []), *containers]:
+        container.setdefault("securityContext", CONTAINER_SECURITY)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "runAsGroup": USER_ID,
+            "fsGroup": USER_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
+    spec: dict[str, Any] = {
+        "backoffLimit": _BACKOFF_LIMIT,
+        "activeDeadlineSeconds": _DEADLINE_S,
+        "ttlSecondsAfterFinished": _FINISHED_TTL_S,
+        "template": {"metadata": {"labels": naming.labels(pool, component)}, "spec": pod_spec},
+    }
+    if config_error_exit_code is not None:
+        spec["podFailurePolicy"] = {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": containers[-1]["name"],
+                        "operator": "In",
+                        "values": [config_error_exit_code],
+                    },
+                }
+            ]
+        }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": naming.metadata(job_name, namespace, pool, component),
+        "spec": spec,
+    }
 
 
 def migration_digest(spec: Any) -> str:
@@ -31,7 +94,6 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
     secret = spec.persistence.database_url_secret
     if secret is None:
         return None
-    job_name = naming.migration_job_name(name, migration_digest(spec))
     container = {
         "name": "migrate",
         "image": spec.writer_image,
@@ -43,63 +105,26 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
                 "mountPath": DATABASE_URL_FILE.rsplit("/", 1)[0],
                 "readOnly": True,
             },
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+            TMP_MOUNT,
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": naming.metadata(job_name, namespace, name, "migration"),
-        "spec": {
-            "backoffLimit": _BACKOFF_LIMIT,
-            "activeDeadlineSeconds": _DEADLINE_S,
-            "ttlSecondsAfterFinished": _FINISHED_TTL_S,
-            # Exit 2 is the writer saying its settings or database URL are wrong: retrying
-            # in seconds won't fix that. Fail the Job at once; the operator reports the
-            # reason and retries on its own, slower, backoff.
-            "podFailurePolicy": {
-                "rules": [
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": "migrate",
-                            "operator": "In",
-                            "values": [2],
-                        },
-                    }
-                ]
-            },
-            "template": {
-                "metadata": {"labels": naming.labels(name, "migration")},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": USER_ID,
-                        "runAsGroup": USER_ID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": naming.config_name(name)}},
-                        {
-                            "name": "database",
-                            "secret": {
-                                "secretName": secret.name,
-                                "items": [{"key": secret.key, "path": "url"}],
-                                "defaultMode": 0o440,
-                            },
-                        },
-                        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-                    ],
+    return build_job(
+        naming.migration_job_name(name, migration_digest(spec)),
+        namespace,
+        name,
+        "migration",
+        containers=[container],
+        volumes=[
+            {"name": "config", "configMap": {"name": naming.config_name(name)}},
+            {
+                "name": "database",
+                "secret": {
+                    "secretName": secret.name,
+                    "items": [{"key": secret.key, "path": "url"}],
+                    "defaultMode": 0o440,
                 },
             },
-        },
-    }
+            TMP_VOLUME,
+        ],
+        config_error_exit_code=2,  # the writer: its settings or database URL are wrong
+    )

@@ -103,7 +103,8 @@ class Migration:
         body = "\n".join(
             line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
         )
-        return [s.strip() for s in body.split(";\n") if s.strip().rstrip(";").strip()]
+        statements = (s.strip().rstrip(";").strip() for s in body.split(";\n"))
+        return [s for s in statements if s]
 
 
 def load_migrations(dialect: str) -> list[Migration]:

@@ -3,8 +3,11 @@
 Shares go in as multi-row ``INSERT ... ON DUPLICATE KEY UPDATE share_id = share_id``
 rather than ``INSERT IGNORE``: both skip a share_id that exists, but IGNORE also turns
 real errors (a value too long, a bad number) into warnings and stores a clipped row,
-which would hide a poison event inside the payouts instead of dead-lettering it. Every
-row carries ``shard_key``, so vtgate routes each row to its shard.
+which would hide a poison event inside the payouts instead of dead-lettering it.
+
+On Vitess every statement carries ``shard_key`` (inserts in their rows, the replay
+lookup in its WHERE), so vtgate routes it to one shard, and given the keyspace's shards
+the backend stores a batch as one transaction per shard (``vitess_shards``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiomysql
 import pymysql
 
-from sharelog.event import FIELDS, Row
-from stratum_writer.backends.base import Backend, ErrorKind, Transaction, load_migrations
+from sharelog.event import FIELDS, SHARD_KEY, Row
+from stratum_writer.backends.base import (
+    Backend,
+    ErrorKind,
+    StoreResult,
+    Transaction,
+    load_migrations,
+)
 from stratum_writer.backends.sql_literals import row_literal, stats_literal
+from stratum_writer.backends.vitess_shards import ShardMap
 from stratum_writer.rollup import MinuteStats
 
 _CHUNK = 1000  # rows per statement: well under max_allowed_packet, big enough to amortize
@@ -98,12 +108,16 @@ class _MyTransaction(Transaction):
     async def insert_new(self, rows: Sequence[Row]) -> list[Row]:
         existing: set[bytes] = set()
         for i in range(0, len(rows), _CHUNK):
-            ids = ",".join(f"X'{row[0].hex()}'" for row in rows[i : i + _CHUNK])
+            chunk = rows[i : i + _CHUNK]
+            ids = ",".join(f"X'{row[0].hex()}'" for row in chunk)
+            keys = ",".join(sorted({str(int(row[SHARD_KEY])) for row in chunk}))
             async with self.conn.cursor() as cur:
                 # FOR UPDATE locks the ids (and the gaps where absent ones would go), so no
                 # concurrent writer can slip the same share in between this and the insert.
+                # shard_key lets vtgate send the lookup to the batch's shard, not scatter it.
                 await cur.execute(
-                    f"SELECT share_id FROM share_events WHERE share_id IN ({ids}) FOR UPDATE"
+                    f"SELECT share_id FROM share_events WHERE shard_key IN ({keys}) "
+                    f"AND share_id IN ({ids}) FOR UPDATE"
                 )
                 existing.update(bytes(r[0]) for r in await cur.fetchall())
         new = [row for row in rows if row[0] not in existing]
@@ -124,9 +138,23 @@ class _MyTransaction(Transaction):
 class MySQLBackend(Backend):
     dialect = "mysql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, vitess_shards: Sequence[str] | None = None) -> None:
         self.options = parse_url(url)
+        self.shard_map = ShardMap(vitess_shards) if vitess_shards else None
         self._pool: aiomysql.Pool | None = None
+
+    async def store(self, rows: Sequence[Row]) -> StoreResult:
+        """On Vitess, one transaction per shard (see ``vitess_shards``). A failure part
+        way leaves the earlier shards committed; the retry finds their rows stored and
+        counts them as duplicates, so nothing is written twice."""
+        if self.shard_map is None:
+            return await super().store(rows)
+        inserted = duplicates = 0
+        for group in self.shard_map.split(rows):
+            result = await super().store(group)
+            inserted += result.inserted
+            duplicates += result.duplicates
+        return StoreResult(inserted, duplicates)
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {

@@ -1,7 +1,10 @@
 -- share_events: InnoDB clusters rows on the primary key; the time-prefixed share_id
 -- makes every insert land at the right edge of the tree. Vitess shards it by shard_key
--- (vitess/vschema.json); share_id is unique across shards by construction.
-CREATE TABLE share_events (
+-- (vitess/vschema.json). The primary key is enforced per shard, which is enough: a
+-- share's shard_key comes from its user, so every copy of a share lands on one shard.
+-- share_events_user_time covers the payout sum (accepted difficulty of a user in a
+-- window). IF NOT EXISTS: Vitess's ApplySchema of vitess/schema.sql may be re-run.
+CREATE TABLE IF NOT EXISTS share_events (
     share_id         BINARY(16)   NOT NULL,
     pool             VARCHAR(63)  NOT NULL,
     upstream         VARCHAR(255) NOT NULL,
@@ -24,12 +27,12 @@ CREATE TABLE share_events (
     responded_at     DATETIME(6)  NULL,
     proxy_instance   VARCHAR(253) NOT NULL,
     PRIMARY KEY (share_id),
-    KEY share_events_user_time (pool, user_identity, submitted_at),
+    KEY share_events_user_time (pool, user_identity, submitted_at, accepted, difficulty),
     KEY share_events_time (submitted_at),
     KEY share_events_block_candidates (block_candidate, submitted_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE worker_stats_minute (
+CREATE TABLE IF NOT EXISTS worker_stats_minute (
     pool                VARCHAR(63)  NOT NULL,
     user_identity       VARCHAR(128) NOT NULL,
     worker              VARCHAR(128) NOT NULL,
