@@ -127,3 +127,13 @@ def operator(
     yield proc
     _keep_running.remove(proc)
     proc.terminate(30)
+
+
+_namespaces = itertools.count()
+
+
+@pytest.fixture
+def ns(installed_chart: ControlPlane, operator: OperatorProcess) -> str:
+    name = f"pool-{next(_namespaces)}"
+    installed_chart.kubectl("create", "namespace", name)
+    return name

@@ -7,7 +7,6 @@ failed, and proxy pods ready at 127.0.0.x where real writer processes listen.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -19,83 +18,16 @@ import pytest
 
 from harness.databases import PostgresServer
 from harness.kubernetes import ControlPlane
-from harness.operator import OperatorProcess
+from harness.stratum_pools import (
+    condition,
+    events,
+    finish_job_pod,
+    migrated,
+    pool,
+    secret,
+    status,
+)
 from harness.writer import QUEUE, WriterProcess, fill
-
-_namespaces = itertools.count()
-
-
-@pytest.fixture
-def ns(installed_chart: ControlPlane, operator: OperatorProcess) -> str:
-    name = f"pool-{next(_namespaces)}"
-    installed_chart.kubectl("create", "namespace", name)
-    return name
-
-
-def pool(name: str, ns: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "upstreams": ["stratum+tcp://pool.example.com:3333"],
-        "persistence": {"backend": "postgres", "databaseUrlSecret": {"name": "db"}},
-        "proxy": {"replicas": 2},
-    }
-    body.update(spec)
-    return {"apiVersion": "stratum.io/v1alpha1", "kind": "StratumPool",
-            "metadata": {"name": name, "namespace": ns}, "spec": body}  # fmt: skip
-
-
-def secret(ns: str, url: str = "postgresql://u:p@db:5432/shares") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns},
-            "stringData": {"url": url}}  # fmt: skip
-
-
-def status(cp: ControlPlane, name: str, ns: str) -> dict[str, Any]:
-    found = cp.get("stratumpool", name, ns) or {}
-    return dict(found.get("status", {}))
-
-
-def condition(cp: ControlPlane, name: str, ns: str, type_: str) -> dict[str, Any]:
-    for c in status(cp, name, ns).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
-
-
-def events(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
-    return list(json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json"))["items"])
-
-
-def job_pods(cp: ControlPlane, ns: str, job: str) -> list[dict[str, Any]]:
-    out = cp.kubectl(
-        "get", "pods", "-n", ns, "-l", f"batch.kubernetes.io/job-name={job}", "-o", "json"
-    )
-    return list(json.loads(out)["items"])
-
-
-def finish_job_pod(cp: ControlPlane, ns: str, job: str, exit_code: int) -> None:
-    """Play the kubelet: the Job's pod ran to completion with this exit code."""
-    pod = cp.wait(f"a pod of Job {job}", lambda: job_pods(cp, ns, job), 30)[0]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    phase = "Succeeded" if exit_code == 0 else "Failed"
-    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                  "startedAt": now, "finishedAt": now}  # fmt: skip
-    cp.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}/status", {"status": {
-        "phase": phase,
-        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
-        "containerStatuses": [{"name": "migrate", "ready": False, "restartCount": 0, "image": "x",
-                               "imageID": "", "state": {"terminated": terminated}}],
-    }}, "application/merge-patch+json")  # fmt: skip
-
-
-def migrated(cp: ControlPlane, name: str, ns: str) -> str:
-    """Wait for the migration Job, make it succeed, return its name."""
-    jobs = cp.wait("the migration Job", lambda: json.loads(cp.kubectl(
-        "get", "jobs", "-n", ns, "-o", "json"))["items"], 30)  # fmt: skip
-    job = jobs[0]["metadata"]["name"]
-    finish_job_pod(cp, ns, job, 0)
-    cp.wait(
-        "SchemaReady", lambda: condition(cp, name, ns, "SchemaReady").get("status") == "True", 40
-    )
-    return str(job)
 
 
 def proxy_pods(cp: ControlPlane, name: str, ns: str) -> list[dict[str, Any]]:

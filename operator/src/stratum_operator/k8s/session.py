@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import tempfile
 from typing import Any
@@ -50,11 +51,17 @@ class ApiSession:
         async with client.request(
             method, self.server + path, json=body, headers=headers, params=params
         ) as response:
-            data = await response.json(content_type=None)
             if response.status >= 400:
+                # a Status object, or plain text ("404 page not found" for an API group
+                # that isn't served, e.g. planetscale.com without the vitess-operator)
+                text = await response.text()
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    data = text.strip()
                 message = data.get("message", "") if isinstance(data, dict) else str(data)
                 raise ApiError(response.status, message)
-            return data
+            return await response.json(content_type=None)
 
     async def close(self) -> None:
         if self._session is not None:

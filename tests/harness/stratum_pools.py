@@ -1,0 +1,82 @@
+"""StratumPools on the test control plane: manifests, status reads, and the kubelet's
+part for Job pods (there is no kubelet: tests mark a Job's pod finished)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from harness.kubernetes import ControlPlane
+
+
+def pool(name: str, ns: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "upstreams": ["stratum+tcp://pool.example.com:3333"],
+        "persistence": {"backend": "postgres", "databaseUrlSecret": {"name": "db"}},
+        "proxy": {"replicas": 2},
+    }
+    body.update(spec)
+    return {"apiVersion": "stratum.io/v1alpha1", "kind": "StratumPool",
+            "metadata": {"name": name, "namespace": ns}, "spec": body}  # fmt: skip
+
+
+def secret(ns: str, url: str = "postgresql://u:p@db:5432/shares") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns},
+            "stringData": {"url": url}}  # fmt: skip
+
+
+def status(cp: ControlPlane, name: str, ns: str) -> dict[str, Any]:
+    found = cp.get("stratumpool", name, ns) or {}
+    return dict(found.get("status", {}))
+
+
+def condition(cp: ControlPlane, name: str, ns: str, type_: str) -> dict[str, Any]:
+    for c in status(cp, name, ns).get("conditions", []):
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def events(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
+    return list(json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json"))["items"])
+
+
+def job_pods(cp: ControlPlane, ns: str, job: str) -> list[dict[str, Any]]:
+    out = cp.kubectl(
+        "get", "pods", "-n", ns, "-l", f"batch.kubernetes.io/job-name={job}", "-o", "json"
+    )
+    return list(json.loads(out)["items"])
+
+
+def finish_job_pod(cp: ControlPlane, ns: str, job: str, exit_code: int) -> None:
+    """Play the kubelet: the Job's pod ran to completion with this exit code."""
+    pod = cp.wait(f"a pod of Job {job}", lambda: job_pods(cp, ns, job), 30)[0]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    phase = "Succeeded" if exit_code == 0 else "Failed"
+    container = pod["spec"]["containers"][0]["name"]
+    terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                  "startedAt": now, "finishedAt": now}  # fmt: skip
+    cp.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}/status", {"status": {
+        "phase": phase,
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+        "containerStatuses": [{"name": container, "ready": False, "restartCount": 0, "image": "x",
+                               "imageID": "", "state": {"terminated": terminated}}],
+    }}, "application/merge-patch+json")  # fmt: skip
+
+
+def jobs(cp: ControlPlane, ns: str, component: str) -> list[dict[str, Any]]:
+    out = cp.kubectl("get", "jobs", "-n", ns, "-l", f"app.kubernetes.io/component={component}",
+                     "-o", "json")  # fmt: skip
+    return list(json.loads(out)["items"])
+
+
+def migrated(cp: ControlPlane, name: str, ns: str) -> str:
+    """Wait for the migration Job, make it succeed, return its name."""
+    found = cp.wait("the migration Job", lambda: jobs(cp, ns, "migration"), 30)
+    job = found[0]["metadata"]["name"]
+    finish_job_pod(cp, ns, job, 0)
+    cp.wait(
+        "SchemaReady", lambda: condition(cp, name, ns, "SchemaReady").get("status") == "True", 40
+    )
+    return str(job)
