@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator vitess-schema clean
+.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-e2e     the operator against a real control plane (helm, CRD, RBAC)"
 	@echo "make lint         ruff + mypy --strict + hadolint"
 	@echo "make bench        every benchmark; JSON lines in bench/results/"
+	@echo "make images       build the proxy, writer and operator images with buildah"
 
 provision:
 	@bash tools/provision.sh
@@ -41,7 +42,7 @@ fmt: provision
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-writer bench-proxy bench-operator
+bench: bench-writer bench-proxy bench-operator bench-vitess bench-images
 
 bench-writer: provision
 	PYTHONPATH=tests $(PY) -m bench.writer
@@ -51,6 +52,21 @@ bench-proxy: provision
 
 bench-operator: provision
 	PYTHONPATH=tests $(PY) -m bench.operator
+
+bench-vitess: provision
+	PYTHONPATH=tests $(PY) -m bench.vitess
+
+bench-images: provision
+	PYTHONPATH=tests $(PY) -m bench.images
+
+# The proxy, writer and operator images, with buildah (no Docker engine needed); when the
+# public base can't be pulled, a debootstrap stand-in is tagged under its name first.
+images: provision
+	bash tools/build-images.sh
+
+# The images built and run as a pod runs them (part of `make test` too).
+test-images: provision
+	$(PY) -m pytest -q tests/images
 
 # vitess/schema.sql (the MySQL migration history flattened) and vitess/vschema.json come
 # from the writer package; tests fail when they drift.

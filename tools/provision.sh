@@ -14,6 +14,10 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
 command -v "$python" >/dev/null 2>&1 || need_apt+=(python3.11 python3.11-venv)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates and keys
+# make images: buildah (daemonless, chroot isolation; crun is the runtime it recommends)
+# and debootstrap for the stand-in base when the public one can't be pulled
+command -v buildah >/dev/null 2>&1 || need_apt+=(buildah crun)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "provision: installing ${need_apt[*]} from Debian" >&2

@@ -23,7 +23,7 @@ from harness.kubernetes import ROOT
 from harness.vitess import vitess_check
 from sharelog.event import make_shard_key
 from sharelog.synthetic import synthetic_events
-from stratum_writer.backends import open_backend
+from stratum_writer.backends import open_backend, vitess_shards
 from stratum_writer.backends.vitess_shards import ShardMap, keyspace_id
 
 SHARDS = ["-40", "40-80", "80-c0", "c0-"]
@@ -151,3 +151,18 @@ def test_vtgate_style_urls_with_tls(mariadb: MariaDBServer, mode: str) -> None:
             await backend.close()
 
     assert asyncio.run(cipher())  # a cipher: the connection is encrypted
+
+
+def test_grouping_stays_right_when_the_user_cache_overflows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(vitess_shards, "_CACHE_LIMIT", 50)
+    shard_map = ShardMap(SHARDS)
+    rows = [e.as_row() for e in synthetic_events(2000, users=300)]
+    for i in range(0, len(rows), 100):
+        groups = shard_map.split(rows[i : i + 100])
+        assert sorted(r[0] for g in groups for r in g) == sorted(r[0] for r in rows[i : i + 100])
+        for group in groups:
+            shard = shard_map.shard_of(int(group[0][5]))
+            assert all(shard_map.shard_of(int(r[5])) == shard for r in group)
+            assert _owns(shard, keyspace_id(int(group[0][5])).hex())

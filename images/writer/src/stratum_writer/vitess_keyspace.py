@@ -35,7 +35,8 @@ def export(directory: Path) -> list[Path]:
     return written
 
 
-_UNSET: tuple[Any, ...] = (None, False, 0, "", [], {}, "unspecified")  # "unspecified": an enum's zero value
+# "unspecified": how protobuf JSON spells an enum left at its zero value
+_UNSET: tuple[Any, ...] = (None, False, 0, "", [], {}, "unspecified")
 
 
 def _meaningful(value: Any) -> Any:
