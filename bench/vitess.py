@@ -67,9 +67,13 @@ def main() -> int:
     try:
         rows = [e.as_row() for e in synthetic_events(100_000, users=2000)]
         rates = {}
-        for label, shards in (("one-transaction", None), ("per-shard-4", equal_shards(4))):
+        ways: list[tuple[str, list[str] | None]] = [
+            ("one-transaction", None),
+            ("per-shard-4", equal_shards(4)),
+        ]
+        for label, shard_list in ways:
             url = maria.create_database(f"bench_{label.replace('-', '_')}")
-            rates[label] = asyncio.run(store_rate(url, rows, shards))
+            rates[label] = asyncio.run(store_rate(url, rows, shard_list))
             report.emit(backend="mariadb", system=label, metric="shares_per_s",
                         value=rates[label], unit="shares/s", batch=BATCH)  # fmt: skip
         report.emit(backend="mariadb", system="per-shard-4", metric="ratio_vs_one_transaction",
