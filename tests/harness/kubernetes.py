@@ -13,14 +13,9 @@ permissions a ServiceAccount was given (the operator, with the chart's RBAC).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -29,16 +24,16 @@ from typing import Any
 
 from harness.databases import ServerUnavailable, free_port
 from harness.go_tools import etcd_argv, tools_bin
+from harness.process_group import ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "stratum-test-admin-token"
 
 
-class ControlPlane:
+class ControlPlane(ProcessGroup):
     def __init__(self) -> None:
+        super().__init__("stratum-k8s-")
         self.bin = tools_bin("etcd", "kubernetes", "helm")
-        self.dir = Path(tempfile.mkdtemp(prefix="stratum-k8s-"))
-        self.procs: list[subprocess.Popen[bytes]] = []
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.dir / "admin.kubeconfig"
@@ -49,11 +44,6 @@ class ControlPlane:
             raise
 
     # -- lifecycle --------------------------------------------------------------------
-
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.dir / f"{name}.log").open("wb")
-        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))  # fmt: skip
 
     def _start(self) -> None:
         d = self.dir
@@ -91,8 +81,7 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    logs = {p.name: p.read_text()[-1500:] for p in self.dir.glob("*.log")}
-                    raise ServerUnavailable(f"control plane process exited: {logs}")
+                    raise ServerUnavailable(f"control plane process exited: {self.logs()}")
             try:
                 self.request("GET", "/readyz")
                 return
@@ -100,14 +89,6 @@ class ControlPlane:
                 last = str(exc)
             time.sleep(0.2)
         raise ServerUnavailable(f"kube-apiserver not ready in {timeout}s: {last}")
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-        self.procs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- identities -------------------------------------------------------------------
 

@@ -13,16 +13,14 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from harness.databases import ServerUnavailable, free_port
 from harness.go_tools import etcd_argv, tools_bin
+from harness.process_group import ProcessGroup
 
 CELL = "zone1"
 _NOBODY = 65534  # vtctld refuses to run as root
@@ -38,11 +36,10 @@ def vitess_check(*args: str, stdin: Any = None) -> Any:
     return json.loads(out.stdout)
 
 
-class Vtctld:
+class Vtctld(ProcessGroup):
     def __init__(self) -> None:
+        super().__init__("stratum-vitess-")
         self.bin = tools_bin("etcd", "vitess")
-        self.dir = Path(tempfile.mkdtemp(prefix="stratum-vitess-"))
-        self.procs: list[subprocess.Popen[bytes]] = []
         self.grpc_port = free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         try:
@@ -51,16 +48,12 @@ class Vtctld:
             self.stop()
             raise
 
-    def _spawn(self, name: str, argv: list[str], *, demote: bool = False) -> None:
-        def drop_root() -> None:
-            if demote and os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(_NOBODY)
-                os.setuid(_NOBODY)
-
-        log = (self.dir / f"{name}.log").open("wb")
-        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True, preexec_fn=drop_root))  # fmt: skip
+    @staticmethod
+    def _as_nobody() -> None:
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
 
     def _start(self) -> None:
         etcd_port = free_port()
@@ -74,7 +67,7 @@ class Vtctld:
             "--topo-global-server-address", topo, "--topo-global-root", "/vitess/global",
             "--service-map", "grpc-vtctl,grpc-vtctld", "--bind-address", "127.0.0.1",
             "--port", str(free_port()), "--grpc-port", str(self.grpc_port),
-        ], demote=True)  # fmt: skip
+        ], self._as_nobody)  # fmt: skip
         self._wait_port(self.grpc_port, 60)
         deadline = time.monotonic() + 60
         while True:  # etcd may still be electing itself leader
@@ -91,8 +84,7 @@ class Vtctld:
         while time.monotonic() < deadline:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    logs = {p.name: p.read_text()[-1500:] for p in self.dir.glob("*.log")}
-                    raise ServerUnavailable(f"a Vitess test process exited: {logs}")
+                    raise ServerUnavailable(f"a Vitess test process exited: {self.logs()}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 return
             time.sleep(0.2)
@@ -105,11 +97,3 @@ class Vtctld:
              "--action-timeout=30s", *args],
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-        self.procs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -24,6 +24,13 @@ from stratum_operator.spec import StratumPoolSpec
 
 USER_ID = 65532  # the images' numeric non-root user
 
+POD_SECURITY = {  # every pod we run: the restricted Pod Security Standard
+    "runAsNonRoot": True,
+    "runAsUser": USER_ID,
+    "runAsGroup": USER_ID,
+    "fsGroup": USER_ID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -175,13 +182,7 @@ def build_deployment(name: str, namespace: str, spec: StratumPoolSpec) -> dict[s
         "terminationGracePeriodSeconds": template.termination_grace_period_seconds,
         "automountServiceAccountToken": False,  # neither container talks to the API
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": POD_SECURITY,
     }
     for key, value in (
         ("nodeSelector", template.node_selector),

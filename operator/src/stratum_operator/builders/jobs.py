@@ -13,7 +13,7 @@ from typing import Any
 
 from stratum_operator.builders import naming
 from stratum_operator.builders.config import CONFIG_DIR, DATABASE_URL_FILE
-from stratum_operator.builders.deployment import CONTAINER_SECURITY, USER_ID
+from stratum_operator.builders.deployment import CONTAINER_SECURITY, POD_SECURITY
 
 _FINISHED_TTL_S = 7 * 24 * 3600  # long enough to read its logs after an incident
 _BACKOFF_LIMIT = 4  # pod retries with the Job controller's exponential backoff
@@ -43,13 +43,7 @@ def build_job(
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": USER_ID,
-            "runAsGroup": USER_ID,
-            "fsGroup": USER_ID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": POD_SECURITY,
         "containers": containers,
         "volumes": volumes,
     }
