@@ -8,6 +8,7 @@ args, env, the order of init containers, and a failed step ending the pod.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,13 @@ class Step:
 
 
 def _host_path(arg: str, mounts: dict[str, Path]) -> str:
-    """A container path under a mount (anywhere in the argument, as in a shell line),
+    """Container paths under a mount (a whole argument, or a word of a shell line)
     rewritten to the volume's host directory; the longest mount path wins."""
     for mount_path in sorted(mounts, key=len, reverse=True):
-        if mount_path in arg:
-            return arg.replace(mount_path, str(mounts[mount_path]))
+        word = re.compile(rf"(?<![\w./-]){re.escape(mount_path)}(?=/|$|\s|\")")
+        host = str(mounts[mount_path])
+        if word.search(arg):
+            return word.sub(host.replace("\\", "\\\\"), arg)  # a path, not a template
     return arg
 
 
@@ -47,13 +50,15 @@ def run_job_pod(
     env_path = os.pathsep.join([*map(str, path), os.environ.get("PATH", "")])
     steps: list[Step] = []
     for container in [*pod.get("initContainers", []), *pod["containers"]]:
-        argv = list(container.get("command") or entrypoints[container["image"]])
-        argv += container.get("args", [])
+        command = container.get("command")
+        argv = [*(command or []), *container.get("args", [])]
         mounts = {}
         for mount in container.get("volumeMounts", []):
             mounts[mount["mountPath"]] = volumes / mount["name"]
             mounts[mount["mountPath"]].mkdir(parents=True, exist_ok=True)
-        mapped = [_host_path(arg, mounts) for arg in argv]
+        # the manifest's own words are mapped; the host's stand-in for an ENTRYPOINT is not
+        mapped = [*([] if command else entrypoints[container["image"]]),
+                  *(_host_path(arg, mounts) for arg in argv)]  # fmt: skip
         env = {**os.environ, "PATH": env_path}
         env.update({e["name"]: e["value"] for e in container.get("env", [])})
         out = subprocess.run(mapped, capture_output=True, text=True, env=env, timeout=120,
