@@ -14,6 +14,7 @@ from harness.databases import Database, MariaDBServer, PostgresServer
 from harness.kubernetes import ROOT, ControlPlane
 from harness.operator import OperatorProcess
 from harness.service import kill_all_services
+from harness.sim import SimLoop
 from harness.vitess import Vtctld
 
 _names = itertools.count()
@@ -79,6 +80,14 @@ def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database("postgres", request, tmp_path)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimLoop]:
+    """A reference pool and load generator on their own event loop thread."""
+    loop = SimLoop()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.databases import Database
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from harness.writer import QUEUE, WriterProcess, migrate
 from stratum_sim.miners import Behaviour
-
-
-@pytest.fixture
-def sim() -> Iterator[SimLoop]:
-    loop = SimLoop()
-    yield loop
-    loop.close()
 
 
 def db_verdicts(db: Database, where: str = "TRUE") -> Counter[int | None]:

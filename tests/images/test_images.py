@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ SPOOL, CONFIG, TMP = "/var/spool/stratum", "/etc/stratum", "/tmp"
 @pytest.fixture(scope="module")
 def images() -> dict[str, str]:
     return build_images()
-
-
-@pytest.fixture
-def sim() -> Iterator[SimLoop]:
-    loop = SimLoop()
-    yield loop
-    loop.close()
 
 
 def test_each_image_is_named_as_the_operator_expects_and_prints_its_version(

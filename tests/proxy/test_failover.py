@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.databases import Database
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from harness.writer import QUEUE, WriterProcess, migrate
 from sharelog.event import Verdict
-
-
-@pytest.fixture
-def sim() -> Iterator[SimLoop]:
-    loop = SimLoop()
-    yield loop
-    loop.close()
 
 
 def test_primary_dies_miners_fail_over_and_in_flight_shares_are_lost(

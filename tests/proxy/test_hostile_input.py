@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ METHODS = [
     "mining.extranonce.subscribe", "mining.suggest_difficulty", "client.get_version",
     "mining.notify", "mining.set_difficulty", "client.reconnect",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def sim() -> Iterator[SimLoop]:
-    loop = SimLoop()
-    yield loop
-    loop.close()
 
 
 @pytest.fixture

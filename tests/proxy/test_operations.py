@@ -8,7 +8,6 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,6 @@ from harness.certificates import self_signed
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from stratum_sim.miners import Behaviour
-
-
-@pytest.fixture
-def sim() -> Iterator[SimLoop]:
-    loop = SimLoop()
-    yield loop
-    loop.close()
 
 
 @pytest.mark.parametrize(
