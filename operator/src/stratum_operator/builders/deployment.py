@@ -14,11 +14,18 @@ from typing import Any
 from stratum_operator.builders import naming
 from stratum_operator.builders.config import (
     CONFIG_DIR,
-    DATABASE_URL_FILE,
     SPOOL_DIR,
     SQLITE_URL,
     TLS_DIR,
     build_configmap,
+)
+from stratum_operator.builders.volumes import (
+    CONFIG_MOUNT,
+    DATABASE_MOUNT,
+    TMP_MOUNT,
+    config_volume,
+    database_volume,
+    tmp_volume,
 )
 from stratum_operator.spec import StratumPoolSpec
 
@@ -57,9 +64,9 @@ def _probes(port: str) -> dict[str, Any]:
 def _shared_mounts() -> list[dict[str, Any]]:
     """Both containers: the settings, the spool they share, and a small writable /tmp."""
     return [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        CONFIG_MOUNT,
         {"name": "spool", "mountPath": SPOOL_DIR},
-        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
+        TMP_MOUNT,
     ]
 
 
@@ -101,9 +108,7 @@ def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
     mounts = [*_shared_mounts(), {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True}]
     env: list[dict[str, Any]] = []
     if spec.persistence.database_url_secret is not None:
-        mounts.append(
-            {"name": "database", "mountPath": DATABASE_URL_FILE.rsplit("/", 1)[0], "readOnly": True}
-        )
+        mounts.append(DATABASE_MOUNT)
     else:
         env.append({"name": "STRATUM_DATABASE_URL", "value": SQLITE_URL})
     args = ["--config", f"{CONFIG_DIR}/writer.json", "run"]
@@ -126,9 +131,9 @@ def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
 
 def _volumes(spec: StratumPoolSpec, name: str) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": naming.config_name(name)}},
+        config_volume(name),
         {"name": "spool", "emptyDir": {"sizeLimit": spec.persistence.spool_size_limit}},
-        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        tmp_volume("64Mi"),
         {
             "name": "podinfo",
             "downwardAPI": {
@@ -145,16 +150,7 @@ def _volumes(spec: StratumPoolSpec, name: str) -> list[dict[str, Any]]:
     ]
     secret = spec.persistence.database_url_secret
     if secret is not None:
-        volumes.append(
-            {
-                "name": "database",
-                "secret": {
-                    "secretName": secret.name,
-                    "items": [{"key": secret.key, "path": "url"}],
-                    "defaultMode": 0o440,
-                },
-            }
-        )
+        volumes.append(database_volume(secret))
     if spec.proxy.tls_secret:
         volumes.append(
             {"name": "tls", "secret": {"secretName": spec.proxy.tls_secret, "defaultMode": 0o440}}

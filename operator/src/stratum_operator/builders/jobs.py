@@ -12,14 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.builders.config import CONFIG_DIR, DATABASE_URL_FILE
+from stratum_operator.builders.config import CONFIG_DIR
 from stratum_operator.builders.deployment import CONTAINER_SECURITY, POD_SECURITY
+from stratum_operator.builders.volumes import (
+    CONFIG_MOUNT,
+    DATABASE_MOUNT,
+    TMP_MOUNT,
+    config_volume,
+    database_volume,
+    tmp_volume,
+)
 
 _FINISHED_TTL_S = 7 * 24 * 3600  # long enough to read its logs after an incident
 _BACKOFF_LIMIT = 4  # pod retries with the Job controller's exponential backoff
 _DEADLINE_S = 900  # a Job that runs longer than this is stuck, not slow
-TMP_VOLUME = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
-TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir
+JOB_TMP = "16Mi"  # a Job's /tmp: one command's scratch, no spool beside it
 
 
 def build_job(
@@ -92,15 +99,7 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
         "name": "migrate",
         "image": spec.writer_image,
         "args": ["--config", f"{CONFIG_DIR}/writer.json", "migrate"],
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {
-                "name": "database",
-                "mountPath": DATABASE_URL_FILE.rsplit("/", 1)[0],
-                "readOnly": True,
-            },
-            TMP_MOUNT,
-        ],
+        "volumeMounts": [CONFIG_MOUNT, DATABASE_MOUNT, TMP_MOUNT],
     }
     return build_job(
         naming.migration_job_name(name, migration_digest(spec)),
@@ -108,17 +107,6 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
         name,
         "migration",
         containers=[container],
-        volumes=[
-            {"name": "config", "configMap": {"name": naming.config_name(name)}},
-            {
-                "name": "database",
-                "secret": {
-                    "secretName": secret.name,
-                    "items": [{"key": secret.key, "path": "url"}],
-                    "defaultMode": 0o440,
-                },
-            },
-            TMP_VOLUME,
-        ],
+        volumes=[config_volume(name), database_volume(secret), tmp_volume(JOB_TMP)],
         config_error_exit_code=2,  # the writer: its settings or database URL are wrong
     )

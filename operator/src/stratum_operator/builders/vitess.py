@@ -23,11 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.builders.jobs import TMP_MOUNT, TMP_VOLUME, build_job
+from stratum_operator.builders.jobs import JOB_TMP, build_job
+from stratum_operator.builders.volumes import TMP_MOUNT, tmp_volume
 from stratum_operator.spec import StratumPoolSpec, VitessSpec
 
 WORK_DIR = "/var/run/stratum-vitess"
 _ACTION_TIMEOUT = "--action-timeout=2m"  # a vtctld that does not answer fails the step
+_MOUNTS = [{"name": "work", "mountPath": WORK_DIR}, TMP_MOUNT]  # every step's
 
 
 def keyspace_digest(spec: StratumPoolSpec, *, managed: bool) -> str:
@@ -52,7 +54,7 @@ def _vtctldclient(name: str, vitess: VitessSpec, *args: str) -> dict[str, Any]:
         "name": name,
         "image": vitess.vtctldclient_image,
         "command": ["vtctldclient", "--server", vitess.vtctld_address, _ACTION_TIMEOUT, *args],
-        "volumeMounts": [{"name": "work", "mountPath": WORK_DIR}, TMP_MOUNT],
+        "volumeMounts": _MOUNTS,
     }
 
 
@@ -60,10 +62,9 @@ def keyspace_steps(spec: StratumPoolSpec, *, managed: bool) -> list[dict[str, An
     """The Job's containers in order; the last one is the Job's main container."""
     vitess = _vitess(spec)
     ks = vitess.keyspace
-    work = [{"name": "work", "mountPath": WORK_DIR}, TMP_MOUNT]
     steps: list[dict[str, Any]] = [
         {"name": "export", "image": spec.writer_image, "args": ["export-vitess", WORK_DIR],
-         "volumeMounts": work},
+         "volumeMounts": _MOUNTS},
     ]  # fmt: skip
     if not managed:
         steps.append(_vtctldclient("create-keyspace", vitess, "CreateKeyspace", "--force", ks))
@@ -80,10 +81,10 @@ def keyspace_steps(spec: StratumPoolSpec, *, managed: bool) -> list[dict[str, An
                         f'GetVSchema "$KEYSPACE" > {WORK_DIR}/applied.json'],
             "env": [{"name": "VTCTLD", "value": vitess.vtctld_address},
                     {"name": "KEYSPACE", "value": ks}],
-            "volumeMounts": work,
+            "volumeMounts": _MOUNTS,
         },
         {"name": "verify", "image": spec.writer_image,
-         "args": ["verify-vschema", f"{WORK_DIR}/applied.json"], "volumeMounts": work},
+         "args": ["verify-vschema", f"{WORK_DIR}/applied.json"], "volumeMounts": _MOUNTS},
     ]  # fmt: skip
     return steps
 
@@ -99,7 +100,7 @@ def build_keyspace_job(
         "vitess-keyspace",
         init_containers=steps[:-1],
         containers=steps[-1:],
-        volumes=[{"name": "work", "emptyDir": {"sizeLimit": "16Mi"}}, TMP_VOLUME],
+        volumes=[{"name": "work", "emptyDir": {"sizeLimit": "16Mi"}}, tmp_volume(JOB_TMP)],
         config_error_exit_code=1,  # verify: Vitess holds a different VSchema than ours
     )
 
