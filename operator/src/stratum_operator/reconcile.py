@@ -1,12 +1,12 @@
 """One pass of convergence for one StratumPool: what to apply, in what order, and the
 status that tells the truth about it.
 
-Order matters and is enforced here: Secrets exist → (Vitess: the keyspace placed and
-its Job succeeded) → ConfigMap → migration Job → only once that Job has succeeded, the
-Deployment, Service and PDB. A failed migration is
-retried with backoff, and proxies are never rolled out against a schema they don't
-match. The pass is idempotent: the create/update/resume handlers and the timer all
-run it, and it converges whatever was edited or deleted by hand.
+Order matters and is enforced here: Secrets exist → (Vitess: the keyspace placed) →
+ConfigMap → (Vitess: the keyspace Job) → migration Job → only once the Jobs have
+succeeded, the Deployment, Service and PDB. A failed Job is retried with backoff, and
+proxies are never rolled out against a schema they don't match. The pass is idempotent:
+the create/update/resume handlers and the timer all run it, and it converges whatever
+was edited or deleted by hand.
 """
 
 from __future__ import annotations
