@@ -22,6 +22,7 @@ from harness.stratum_pools import (
     condition,
     events,
     finish_job_pod,
+    jobs,
     migrated,
     pool,
     secret,
@@ -93,9 +94,7 @@ def test_missing_secret_blocks_the_rollout_with_a_clear_condition(
     assert cp.kubectl("get", "jobs", "-n", ns, "-o", "name").strip() == ""
     assert any(e["reason"] == "SecretMissing" and e["type"] == "Warning" for e in events(cp, ns))
     cp.apply(secret(ns))  # fixed: the operator proceeds on its own
-    cp.wait(
-        "the migration Job", lambda: cp.kubectl("get", "jobs", "-n", ns, "-o", "name").strip(), 30
-    )
+    cp.wait("the migration Job", lambda: jobs(cp, ns, "migration"), 30)
 
 
 def test_a_failed_migration_is_reported_and_no_proxy_rolls_out(
@@ -104,10 +103,8 @@ def test_a_failed_migration_is_reported_and_no_proxy_rolls_out(
     cp = installed_chart
     cp.apply(secret(ns))
     cp.apply(pool("badschema", ns))
-    job = cp.wait(
-        "the migration Job", lambda: cp.kubectl("get", "jobs", "-n", ns, "-o", "name").strip(), 30
-    )
-    finish_job_pod(cp, ns, job.split("/")[1], 2)  # the writer: bad settings
+    (job,) = cp.wait("the migration Job", lambda: jobs(cp, ns, "migration"), 30)
+    finish_job_pod(cp, ns, job["metadata"]["name"], 2)  # the writer: bad settings
     cp.wait("MigrationFailed", lambda: condition(cp, "badschema", ns, "SchemaReady").get("reason")
             == "MigrationFailed", 40)  # fmt: skip
     cond = condition(cp, "badschema", ns, "SchemaReady")

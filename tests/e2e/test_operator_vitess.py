@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.kubernetes import ControlPlane
-from harness.stratum_pools import condition, events, finish_job_pod, jobs, migrated, pool, status
+from harness.stratum_pools import (
+    condition,
+    events,
+    finish_job_pod,
+    jobs,
+    migrated,
+    pool,
+    secret,
+    status,
+)
 
 MANIFESTS = Path(__file__).parent / "manifests"
 VTCTLD = "vtctld.vitess.svc:15999"
@@ -25,8 +34,7 @@ def vitess_pool(name: str, ns: str, keyspace: str, **vitess: Any) -> dict[str, A
 
 
 def db_secret(ns: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns},
-            "stringData": {"url": "mysql://app:pw@vtgate.vitess.svc:15306/shares?ssl-mode=REQUIRED"}}  # fmt: skip
+    return secret(ns, "mysql://app:pw@vtgate.vitess.svc:15306/shares?ssl-mode=REQUIRED")
 
 
 def steps(job: dict[str, Any]) -> list[str]:

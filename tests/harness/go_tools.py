@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from harness.databases import ServerUnavailable
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def tools_bin(*tools: str) -> Path:
-    """The cache's bin directory, once ``tools`` are built (minutes the first time)."""
+    """The cache's bin directory, once ``tools`` are built (minutes the first time); the
+    build script's up-to-date check runs once per session, not once per call."""
     out = subprocess.run(["bash", str(ROOT / "tools" / "build-go-tools.sh"), *tools],
                          capture_output=True, text=True, check=False)  # fmt: skip
     if out.returncode != 0:
