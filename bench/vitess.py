@@ -16,15 +16,11 @@ from bench.report import Reporter
 from harness.databases import MariaDBServer
 from sharelog.event import Row
 from sharelog.synthetic import synthetic_events
+from stratum_operator.builders.vitess import equal_shards
 from stratum_writer.backends import open_backend
 from stratum_writer.backends.vitess_shards import ShardMap
 
 BATCH = 5000
-
-
-def equal_shards(n: int) -> list[str]:
-    bounds = [f"{i * 256 // n:02x}" for i in range(1, n)]
-    return [f"{lo}-{hi}" for lo, hi in zip(["", *bounds], [*bounds, ""], strict=True)]
 
 
 def grouping_us(rows: list[Row], shards: int, *, warm: bool) -> float:

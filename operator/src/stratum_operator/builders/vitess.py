@@ -126,6 +126,12 @@ def keyspace_readiness(cluster: dict[str, Any], keyspace: str) -> tuple[bool, st
     return False, f"keyspace {keyspace!r}: {ready}/{desired} shards ready"
 
 
+def equal_shards(parts: int) -> list[str]:
+    """Vitess's names for ``parts`` equal shards: 2 -> ``-80, 80-``."""
+    bounds = [f"{i * 256 // parts:02x}" for i in range(1, parts)]
+    return [f"{lo}-{hi}" for lo, hi in zip(["", *bounds], [*bounds, ""], strict=True)]
+
+
 def equal_parts(shards: list[str]) -> int | None:
     """N when ``shards`` are Vitess's N equal shards (``-80,80-`` is 2), else None."""
     n = len(shards)
@@ -133,10 +139,7 @@ def equal_parts(shards: list[str]) -> int | None:
         return 1 if shards[0] in ("-", "0") else None
     if n & (n - 1) or n > 256:
         return None
-    width = 256 // n
-    bounds = [f"{i * width:02x}" for i in range(1, n)]
-    expected = [f"{lo}-{hi}" for lo, hi in zip(["", *bounds], [*bounds, ""], strict=True)]
-    return n if sorted(shards) == sorted(expected) else None
+    return n if sorted(shards) == sorted(equal_shards(n)) else None
 
 
 def keyspace_entry(cluster: dict[str, Any], spec: StratumPoolSpec) -> dict[str, Any]:
