@@ -74,7 +74,7 @@ def test_a_10mb_line_is_cut_off_while_other_miners_mine_on(
     assert proxy.alive()
     assert "sent a line longer than the limit" in proxy.log.read_text()
     metrics = proxy.metrics()
-    assert metrics['stratum_proxy_disconnects_total{reason="longer_than_the_limit"}'] == 1
+    assert metrics['stratum_proxy_disconnects_total{reason="miner_line_too_long"}'] == 1
 
 
 def test_slowloris_and_silent_connections_are_closed_on_the_handshake_deadline(
@@ -93,7 +93,7 @@ def test_slowloris_and_silent_connections_are_closed_on_the_handshake_deadline(
     assert _closed_by_peer(drip, 3) and _closed_by_peer(silent, 3)
     assert time.monotonic() - started < 5
     metrics = proxy.metrics()
-    assert metrics['stratum_proxy_disconnects_total{reason="no_complete_line"}'] == 2
+    assert metrics['stratum_proxy_disconnects_total{reason="miner_silent"}'] == 2
 
 
 def test_connections_per_source_ip_are_limited(sim: SimLoop, tmp_path: Path) -> None:

@@ -247,7 +247,12 @@ def test_unknown_miner_methods_and_notifications_are_forwarded() -> None:
     rig.miner(31, "vendor.hello", [])
     assert [m["method"] for m in rig.to_pool] == ["mining.suggest_difficulty", "vendor.hello"]
     rig.answer_last("hi")
-    assert rig.to_miner[-1] == {"id": 31, "result": "hi", "error": None}
+    assert rig.to_miner == [], "31's reply waits behind 30's: replies keep the request order"
+    rig.pool({"id": rig.to_pool[0]["id"], "result": True, "error": None})
+    assert rig.to_miner == [
+        {"id": 30, "result": True, "error": None},
+        {"id": 31, "result": "hi", "error": None},
+    ]
 
 
 def test_malformed_submits_get_an_error_and_no_share() -> None:
@@ -266,14 +271,20 @@ def test_requests_in_flight_are_bounded_and_refused_shares_still_recorded() -> N
         rig.miner(50 + i, "vendor.slow", [])
     rig.miner(53, "mining.submit", rig.share(job, 21))
     assert len(rig.session.pending) == 4
+    before = len(rig.to_miner)
     rig.miner(54, "vendor.slow", [])
-    assert rig.to_miner[-1]["error"] == [20, "too many requests in flight", None]
     rig.miner(55, "mining.submit", rig.share(job, 22))  # the pool is this far behind
-    assert rig.to_miner[-1]["error"] == [20, "too many submits in flight", None]
     assert len(rig.session.pending) == 4
     (refused,) = rig.events
     assert (refused.accepted, refused.error_code) == (False, Verdict.OTHER)
     assert refused.error_message == "too many submits in flight (answered by proxy)"
+    assert len(rig.to_miner) == before, "the refusals wait behind the requests before them"
+    for request in reversed(rig.to_pool[-4:]):  # the pool answers in any order
+        rig.pool({"id": request["id"], "result": True, "error": None})
+    replies = rig.to_miner[before:]
+    assert [r["id"] for r in replies] == [50, 51, 52, 53, 54, 55]
+    assert replies[4]["error"] == [20, "too many requests in flight", None]
+    assert replies[5]["error"] == [20, "too many submits in flight", None]
 
 
 def test_responses_and_notifications_pass_both_ways() -> None:

@@ -3,7 +3,17 @@
 Everything the protocol decides is in ``session``; this module only moves lines, applies
 the limits that keep one hostile client from hurting the others (line length, idle and
 handshake deadlines, protocol-error budget, outbound buffer), and hands finished shares
-to the spool, which never blocks.
+to the spool.
+
+Two rules hold here:
+
+- **Durable before told.** Output for the miner that carries a verdict waits until the
+  spool has written that share's event (``SpoolProducer.written``); everything after it
+  for the same miner waits behind it, so the miner's stream keeps its order.
+- **The pool's verdict is recorded whatever the miner does.** A miner that closes,
+  resets or stops reading ends only the miner side: the upstream side stays until the
+  pool has answered every share in flight (or the submit timeout has), and nothing a
+  miner does marks an upstream failed.
 """
 
 from __future__ import annotations
@@ -12,10 +22,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
+from stratum_proxy.closing import Closed, CloseReason, Side, stream_failure
 from stratum_proxy.config import ProxyConfig
 from stratum_proxy.messages import ProtocolError, Request, parse
 from stratum_proxy.metrics import ProxyMetrics
@@ -26,10 +38,7 @@ log = logging.getLogger("stratum_proxy.connection")
 
 _MAX_OUTBOUND = 1 << 20  # a miner that stops reading is cut off past this much backlog
 _PREAMBLE_LINES = 32
-
-
-class Closed(Exception):
-    """The connection ends; the message says why (for the log line and the metric)."""
+_DRAIN_MARGIN_S = 2.0  # past the submit timeout, when the sweep has expired what is left
 
 
 @dataclass
@@ -42,36 +51,29 @@ class ProxyContext:
     stopping: asyncio.Event
 
 
-async def _read_line(reader: asyncio.StreamReader, who: str) -> bytes:
+async def _read_line(reader: asyncio.StreamReader, side: Side) -> bytes:
     """One line, newline stripped; Closed (saying why) when there can be no more."""
     try:
         line = await reader.readuntil(b"\n")
     except asyncio.LimitOverrunError:
-        raise Closed(f"{who} sent a line longer than the limit") from None
+        too_long = (
+            CloseReason.MINER_LINE_TOO_LONG if side is Side.MINER
+            else CloseReason.UPSTREAM_LINE_TOO_LONG
+        )  # fmt: skip
+        raise Closed(too_long) from None
     except asyncio.IncompleteReadError:
-        raise Closed(f"{who} closed the connection") from None
+        raise stream_failure(side, None) from None
     except (ConnectionError, OSError) as exc:
-        raise Closed(f"{who} connection error: {exc}") from None
+        raise stream_failure(side, exc) from None
     return line.rstrip(b"\r\n")
 
 
 async def _first_line(reader: asyncio.StreamReader, timeout: float) -> bytes:  # noqa: ASYNC109 - the handshake deadline
     try:
         async with asyncio.timeout(timeout):
-            return await _read_line(reader, "miner")
+            return await _read_line(reader, Side.MINER)
     except TimeoutError:
-        raise Closed(f"miner sent no complete line for {timeout:.0f}s") from None
-
-
-def _write(writer: asyncio.StreamWriter, data: bytes, who: str) -> None:
-    """Write, or end the connection if that side has gone.
-
-    uvloop raises RuntimeError on a closed transport where asyncio drops the data; either
-    way the line can't be delivered, and the connection is over.
-    """
-    if writer.transport.is_closing():
-        raise Closed(f"{who} closed the connection")
-    writer.write(data)
+        raise Closed(CloseReason.MINER_SILENT, f"no complete line for {timeout:.0f}s") from None
 
 
 async def _preamble(
@@ -90,10 +92,10 @@ async def _preamble(
         if not await _first_line(reader, ctx.config.handshake_timeout_s):
             break
     else:
-        raise Closed("miner's CONNECT preamble has no end")
+        raise Closed(CloseReason.CONNECT_REFUSED, "the CONNECT preamble has no end")
     if name not in ctx.pools:
         writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        raise Closed(f"CONNECT to unknown pool {name[:64]!r}")
+        raise Closed(CloseReason.CONNECT_REFUSED, f"unknown pool {name[:64]!r}")
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
     return name, None
 
@@ -116,10 +118,14 @@ class MinerConnection:
         # timeout per line costs a task per line, a timer per connection a wake-up per
         # second per miner, and these only need second precision.
         self.miner_seen = self.upstream_seen = time.monotonic()
-        self.abort_reason: str | None = None
+        self.miner_gone: Closed | None = None  # set once the miner side has ended
+        self._upstream_ended: Closed | None = None  # set when we end the upstream side
+        self._settled = asyncio.Event()  # the miner is gone and no share is in flight
+        self._held: deque[tuple[asyncio.Future[None] | None, list[bytes]]] = deque()
+        self._last_gate: asyncio.Future[None] | None = None
 
-    async def run(self) -> str:
-        """Serve until the miner or the upstream goes; return why, for the log."""
+    async def run(self) -> Closed:
+        """Serve until the miner or the upstream goes; return why."""
         try:
             route, first = await _preamble(self.reader, self.writer, self.ctx)
             pool = self.ctx.pools[route]
@@ -127,62 +133,95 @@ class MinerConnection:
                 up_reader, up_writer, url = await pool.connect(self.ctx.config.max_line_bytes)
             except NoUpstream as exc:
                 self.ctx.metrics.upstream_reconnects.inc()
-                raise Closed(f"no upstream reachable ({exc})") from None
+                raise Closed(CloseReason.NO_UPSTREAM, str(exc)) from None
             self.upstream_writer = up_writer
             self.session = MinerSession(self.ctx.settings, url)
-            if first is not None:
-                await self._from_miner(first)
-            tasks = [
-                asyncio.create_task(self._miner_loop()),
-                asyncio.create_task(self._upstream_loop(up_reader, pool, url)),
-            ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            if self.abort_reason is not None:  # the sweep ended it, and said why
-                return self.abort_reason
-            reason = "closed"
-            for task in done:
-                failure = task.exception()
-                if isinstance(failure, Closed):
-                    reason = str(failure)
-                elif failure is not None:
-                    log.error("connection failed: %r", failure)
-                    reason = f"internal error: {type(failure).__name__}"
-            return reason
+            return await self._serve(first, up_reader, pool, url)
         except Closed as exc:
-            return str(exc)
+            return exc
         finally:
             await self._finish()
 
-    async def _miner_loop(self) -> None:
-        while True:
-            line = await _read_line(self.reader, "miner")
+    async def _serve(self, first: bytes | None, up_reader: asyncio.StreamReader,
+                     pool: UpstreamPool, url: str) -> Closed:  # fmt: skip
+        miner = asyncio.create_task(self._miner_loop(first))
+        upstream = asyncio.create_task(self._upstream_loop(up_reader, pool, url))
+        try:
+            await asyncio.wait([miner, upstream], return_when=asyncio.FIRST_COMPLETED)
+            if upstream.done():
+                return self._outcome(upstream)
+            self._end_miner(self._outcome(miner))
+            # The miner has gone: stay for the pool's verdicts on what is in flight. The
+            # sweep expires them at the submit timeout, so this wait always ends.
+            self._check_settled()
+            settled = asyncio.create_task(self._settled.wait())
+            limit = self.ctx.settings.submit_timeout + _DRAIN_MARGIN_S
+            await asyncio.wait([settled, upstream], timeout=limit,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            settled.cancel()
+            assert self.miner_gone is not None
+            return self.miner_gone
+        finally:
+            for task in (miner, upstream):
+                task.cancel()
+            await asyncio.gather(miner, upstream, return_exceptions=True)
+
+    def _outcome(self, task: asyncio.Task[None]) -> Closed:
+        if task.cancelled():
+            return Closed(CloseReason.SHUTDOWN)
+        failure = task.exception()
+        if isinstance(failure, Closed):
+            return failure
+        log.error("connection failed", exc_info=failure)
+        return Closed(CloseReason.INTERNAL_ERROR, type(failure).__name__)
+
+    # -- the miner side -------------------------------------------------------------------
+
+    async def _miner_loop(self, first: bytes | None) -> None:
+        if first is not None:
+            self._from_miner(first)
+        while self.miner_gone is None:
+            line = await _read_line(self.reader, Side.MINER)
             self.miner_seen = time.monotonic()
             if line:
-                await self._from_miner(line)
+                self._from_miner(line)
+                if self.upstream_writer is not None:
+                    # backpressure from the pool; a lost pool is the upstream loop's to report
+                    with contextlib.suppress(ConnectionError, OSError):
+                        await self.upstream_writer.drain()
+        raise self.miner_gone
 
-    async def _from_miner(self, line: bytes) -> None:
+    def _from_miner(self, line: bytes) -> None:
         assert self.session is not None
+        out = Outbox()
         try:
             msg = parse(line)
         except ProtocolError as exc:
-            self.protocol_errors += 1
-            self.ctx.metrics.protocol_errors.inc()
-            self._write_miner([exc.response()])
+            out.protocol_errors += 1
+            self.session.answer_now(exc.response(), out)
+        else:
+            if isinstance(msg, Request):
+                self.ctx.metrics.request(msg.method)
+                if msg.method == "mining.subscribe":
+                    self.subscribed = True
+            self.session.from_miner(msg, line + b"\n", out)
+        self._deliver(out)
+        if out.protocol_errors:
+            self.protocol_errors += out.protocol_errors
+            self.ctx.metrics.protocol_errors.inc(out.protocol_errors)
             if self.protocol_errors >= self.ctx.config.max_protocol_errors:
-                raise Closed("too many invalid lines from the miner") from None
-            return
-        if isinstance(msg, Request):
-            self.ctx.metrics.request(msg.method)
-            if msg.method == "mining.subscribe":
-                self.subscribed = True
-        out = Outbox()
-        self.session.from_miner(msg, line + b"\n", out)
-        await self._deliver(out)
+                raise Closed(CloseReason.MINER_INVALID_LINES, f"{self.protocol_errors} lines")
+        if out.close is not None:
+            raise Closed(out.close)
+
+    def _end_miner(self, why: Closed) -> None:
+        """The miner side is over: nothing more is read from or written to it."""
+        if self.miner_gone is None:
+            self.miner_gone = why
+            self._held.clear()
+            self.writer.close()
+
+    # -- the upstream side ----------------------------------------------------------------
 
     async def _upstream_loop(
         self, reader: asyncio.StreamReader, pool: UpstreamPool, url: str
@@ -190,7 +229,7 @@ class MinerConnection:
         assert self.session is not None
         try:
             while True:
-                line = await _read_line(reader, "upstream")
+                line = await _read_line(reader, Side.UPSTREAM)
                 self.upstream_seen = time.monotonic()
                 if not line:
                     continue
@@ -201,81 +240,128 @@ class MinerConnection:
                     continue
                 out = Outbox()
                 self.session.from_upstream(msg, line + b"\n", out)
-                await self._deliver(out)
+                self._deliver(out)
+                self._check_settled()
         except Closed as exc:
-            if not self.ctx.stopping.is_set():
-                pool.mark_failed(url, str(exc))
+            why = self._upstream_ended or exc
+            if why.side is Side.UPSTREAM and not self.ctx.stopping.is_set():
+                pool.mark_failed(url, str(why))
                 self.ctx.metrics.upstream_reconnects.inc()
             out = Outbox()
-            self.session.upstream_lost(f"upstream lost: {exc}", out)
-            await self._deliver(out)
+            self.session.upstream_lost(f"upstream lost: {why.reason.value}", out)
+            self._deliver(out)
             # The miner reconnects and lands on the next healthy upstream.
-            raise Closed(f"upstream {url}: {exc}") from None
+            raise why from None
+
+    def _check_settled(self) -> None:
+        session = self.session
+        if self.miner_gone is not None and session is not None and not session.submits_pending:
+            self._settled.set()
+
+    def _end_upstream(self, why: Closed) -> None:
+        if self.upstream_writer is not None and self._upstream_ended is None:
+            self._upstream_ended = why
+            self.upstream_writer.close()  # the upstream loop ends, with this reason
+
+    # -- time -----------------------------------------------------------------------------
 
     def sweep(self, now: float) -> None:
         """The server's once-a-second visit: deadlines, then submits the pool left unanswered."""
-        if self.session is None or self.abort_reason is not None:
-            return  # still in the preamble, which has a deadline of its own; or ending
+        if self.session is None:
+            return  # still in the preamble, which has a deadline of its own
         config = self.ctx.config
         limit = config.idle_timeout_s if self.subscribed else config.handshake_timeout_s
-        if now - self.miner_seen > limit:
+        if self.miner_gone is None and now - self.miner_seen > limit:
             # also the slowloris defence: bytes without a newline don't count
-            self._abort(f"miner sent no complete line for {limit:.0f}s")
-            return
-        if now - self.upstream_seen > config.idle_timeout_s and self.upstream_writer:
-            self.upstream_writer.close()  # the upstream loop reports it as lost
+            self._end_miner(Closed(CloseReason.MINER_SILENT, f"no complete line for {limit:.0f}s"))
+        if now - self.upstream_seen > config.idle_timeout_s:
+            self._end_upstream(Closed(CloseReason.UPSTREAM_SILENT))
         out = Outbox()
         self.session.expire(now, out)
-        try:
-            self._deliver_now(out)
-        except Closed as exc:
-            self._abort(str(exc))
+        self._deliver(out)
+        self._check_settled()
 
-    def _abort(self, reason: str) -> None:
-        self.abort_reason = reason
-        self.writer.close()  # the miner loop ends; run() reports this reason
+    def end(self, why: Closed) -> None:
+        """End both sides now (shutdown past its grace): in-flight shares are recorded lost."""
+        self._end_miner(why)
+        self._end_upstream(why)
 
-    async def _deliver(self, out: Outbox) -> None:
-        self._deliver_now(out)
-        if self.upstream_writer is not None and out.to_upstream:
-            await self.upstream_writer.drain()
+    # -- output ---------------------------------------------------------------------------
 
-    def _deliver_now(self, out: Outbox) -> None:
-        if out.to_upstream and self.upstream_writer is not None:
-            _write(self.upstream_writer, b"".join(out.to_upstream), "upstream")
+    def _deliver(self, out: Outbox) -> None:
+        upstream = self.upstream_writer
+        # A closing upstream: its loop is ending the connection and records what's in flight.
+        if out.to_upstream and upstream is not None and not upstream.transport.is_closing():
+            upstream.write(b"".join(out.to_upstream))
+        gate = self._account(out.events) if out.events else None
         if out.to_miner:
-            self._write_miner(out.to_miner)
-        self._account(out.events)
+            self._to_miner(out.to_miner, gate)
 
-    def _account(self, events: list[ShareEvent]) -> None:
-        metrics = self.ctx.metrics
+    def _account(self, events: list[ShareEvent]) -> asyncio.Future[None]:
+        metrics, spool = self.ctx.metrics, self.ctx.spool
         for event in events:
-            self.ctx.spool.append(event)  # never blocks: drops and counts when full
+            spool.append(event)  # never blocks: drops and counts when full
             metrics.share(event.error_code)
             if event.accepted:
                 metrics.accepted_work(event.worker, event.difficulty)
             if event.responded_at is not None:
                 metrics.upstream_rtt.observe((event.responded_at - event.submitted_at) / 1e6)
+        return spool.written()
 
-    def _write_miner(self, lines: list[bytes]) -> None:
-        if self.writer.transport.get_write_buffer_size() > _MAX_OUTBOUND:
-            raise Closed("miner stopped reading")
-        _write(self.writer, b"".join(lines), "miner")
+    def _to_miner(self, lines: list[bytes], gate: asyncio.Future[None] | None) -> None:
+        """Send now, or behind the spool write that the verdicts among them wait for."""
+        if self.miner_gone is not None:
+            return
+        if gate is None and not self._held:
+            self._write_miner(b"".join(lines))
+            return
+        self._held.append((gate, lines))
+        if gate is not None and gate is not self._last_gate:
+            self._last_gate = gate
+            gate.add_done_callback(self._release_held)
+
+    def _release_held(self, _: object = None) -> None:
+        data: list[bytes] = []
+        while self._held:
+            gate, lines = self._held[0]
+            if gate is not None and not gate.done():
+                break
+            self._held.popleft()
+            data += lines
+        if data and self.miner_gone is None:
+            self._write_miner(b"".join(data))
+
+    def _write_miner(self, data: bytes) -> None:
+        """Write to the miner; a miner that has gone or stopped reading ends its side only."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            self._end_miner(Closed(CloseReason.MINER_CLOSED))
+        elif transport.get_write_buffer_size() > _MAX_OUTBOUND:
+            self._end_miner(Closed(CloseReason.MINER_NOT_READING))
+        else:
+            try:
+                self.writer.write(data)
+            except (OSError, RuntimeError) as exc:  # uvloop: RuntimeError on a closed transport
+                self._end_miner(stream_failure(Side.MINER, exc))
 
     async def send_reconnect(self) -> None:
         """Shutdown: ask the miner to come back (to another pod behind the Service)."""
+        self._to_miner([b'{"id":null,"method":"client.reconnect","params":[]}\n'], None)
         with contextlib.suppress(Exception):
-            self.writer.write(b'{"id":null,"method":"client.reconnect","params":[]}\n')
             await asyncio.wait_for(self.writer.drain(), 1)
 
     async def _finish(self) -> None:
         if self.session is not None and self.session.pending:
-            # Shares still in flight when the connection ends never got a verdict.
+            # Requests still in flight when the connection ends never got a verdict.
             out = Outbox()
             self.session.upstream_lost("connection closed before the pool answered", out)
-            self._account(out.events)
-            with contextlib.suppress(Closed, OSError, RuntimeError):
-                self._write_miner(out.to_miner)  # if the miner is still there, it hears why
+            self._deliver(out)
+        if self._held and self.miner_gone is None and self._last_gate is not None:
+            # What the miner is still owed leaves once the spool has it (the gate is shared
+            # with other connections: shielded, never cancelled by this wait).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._last_gate), 2)
+            await asyncio.sleep(0)
         for w in (self.writer, self.upstream_writer):
             if w is not None:
                 w.close()

@@ -13,6 +13,12 @@ import orjson
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+
+# Stratum params are a flat list with at most an object or a list of hashes inside
+# (configure, notify's merkle branch). A line nested deeper than this is refused where it
+# is parsed, so nothing deeper ever reaches the encoder (orjson refuses past 254 levels).
+MAX_NESTING = 16
 
 JsonId = int | str | None
 
@@ -57,7 +63,13 @@ def parse(line: bytes) -> Message:
         raise ProtocolError(INVALID_REQUEST, "invalid request: not a JSON object")
     msg_id = obj.get("id")
     if (msg_id is not None and not isinstance(msg_id, int | str)) or isinstance(msg_id, bool):
-        raise ProtocolError(INVALID_REQUEST, "invalid request: id must be a number or string")
+        raise ProtocolError(INVALID_REQUEST, "invalid request: id must be an integer or string")
+    if isinstance(msg_id, str) and len(msg_id) > 128:
+        raise ProtocolError(INVALID_REQUEST, "invalid request: id longer than 128 characters")
+    if _deeper_than(obj, MAX_NESTING):
+        raise ProtocolError(
+            INVALID_REQUEST, f"invalid request: nested deeper than {MAX_NESTING} levels", msg_id
+        )
     method = obj.get("method")
     if method is not None:
         if not isinstance(method, str) or not method or len(method) > 128:
@@ -73,6 +85,20 @@ def parse(line: bytes) -> Message:
     raise ProtocolError(INVALID_REQUEST, "invalid request: neither a call nor a reply", msg_id)
 
 
+def _deeper_than(obj: dict[str, Any], limit: int) -> bool:
+    """True when containers nest past ``limit`` levels (the top object is level 1)."""
+    level: list[Any] = [obj]
+    for _ in range(limit):
+        inner: list[Any] = []
+        for item in level:
+            values = item.values() if isinstance(item, dict) else item
+            inner.extend(v for v in values if isinstance(v, list | dict))
+        if not inner:
+            return False
+        level = inner
+    return True
+
+
 def encode_request(msg_id: JsonId, method: str, params: list[Any]) -> bytes:
     return orjson.dumps({"id": msg_id, "method": method, "params": params}) + b"\n"
 
@@ -86,12 +112,19 @@ def stratum_error(code: int, message: str) -> list[Any]:
 
 
 def error_code(error: Any) -> tuple[int, str]:
-    """(code, message) from a Stratum error, whatever shape the pool used."""
+    """(code, message) from a Stratum error, whatever shape the pool used.
+
+    The message is empty when the pool gave none (``"error": null`` with a false result),
+    so the caller's fallback text applies; never the string "None".
+    """
+    code: Any = 20
+    message: Any = None
     if isinstance(error, list) and error:
-        code = error[0] if isinstance(error[0], int) else 20
-        message = str(error[1]) if len(error) > 1 else ""
-        return code, message
-    if isinstance(error, dict):
-        code = error.get("code", 20)
-        return (code if isinstance(code, int) else 20), str(error.get("message", ""))
-    return 20, str(error)
+        code, message = error[0], error[1] if len(error) > 1 else None
+    elif isinstance(error, dict):
+        code, message = error.get("code", 20), error.get("message")
+    elif error is not None and error != []:
+        message = error
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = 20
+    return code, "" if message is None else str(message)

@@ -2,7 +2,9 @@
 
 On SIGTERM the listener closes first (the Service stops sending new miners), every
 miner is asked to reconnect (``client.reconnect``: it comes back to another pod), the
-connections get the grace period to finish, and the spool is flushed and fsynced.
+connections get the grace period to finish, those still open are ended (their shares in
+flight recorded as lost), and the spool is flushed and fsynced. Connections are ended,
+never cancelled, so a lingering miner costs a log line, not a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ssl
 import time
 from collections import Counter
 
+from stratum_proxy.closing import Closed, CloseReason
 from stratum_proxy.connection import MinerConnection, ProxyContext
 
 log = logging.getLogger("stratum_proxy.server")
@@ -51,7 +54,7 @@ class ProxyServer:
                     conn.sweep(now)
                 except Exception:
                     log.exception("sweeping a connection failed; it is closed")
-                    conn.writer.close()
+                    conn.end(Closed(CloseReason.INTERNAL_ERROR, "sweep failed"))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -79,10 +82,13 @@ class ProxyServer:
             self._tasks.add(task)
         try:
             why = await conn.run()
-            metrics.closed.labels(_reason_label(why)).inc()
-            log.debug("miner %s disconnected: %s", ip, why)
-            if "longer than the limit" in why or "no complete line" in why:
-                log.warning("closed miner %s: %s", ip, why)
+            metrics.closed.labels(why.reason.value).inc()
+            level = logging.WARNING if why.reason.worth_a_warning else logging.DEBUG
+            log.log(level, "miner %s disconnected: %s", ip, why)
+        except asyncio.CancelledError:
+            # Only our own shutdown cancels, past every grace: not an error to print. The
+            # task ends normally so asyncio's stream callback has nothing to report.
+            metrics.closed.labels(CloseReason.SHUTDOWN.value).inc()
         finally:
             self.connections.discard(conn)
             self.per_ip[ip] -= 1
@@ -100,6 +106,11 @@ class ProxyServer:
         await asyncio.gather(*(c.send_reconnect() for c in list(self.connections)))
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            if pending:
+                log.info("grace over: ending %d connections still open", len(pending))
+                for conn in list(self.connections):
+                    conn.end(Closed(CloseReason.SHUTDOWN))
+                _, pending = await asyncio.wait(pending, timeout=5)
             for task in pending:
                 task.cancel()
             with contextlib.suppress(Exception):
@@ -108,12 +119,3 @@ class ProxyServer:
             self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
-
-
-def _reason_label(why: str) -> str:
-    keys = ("longer than the limit", "no complete line", "closed the connection", "upstream",
-            "invalid lines", "stopped reading", "no upstream", "CONNECT")  # fmt: skip
-    for key in keys:
-        if key in why:
-            return key.replace(" ", "_")
-    return "other"

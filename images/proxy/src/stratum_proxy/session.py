@@ -6,8 +6,9 @@ side plus finished share events comes out. That keeps every protocol rule testab
 without a network.
 
 Request ids: every request the proxy sends upstream gets an id of the proxy's own, and
-the reply is mapped back to the miner's id, so miners that reuse ids (some send every
-submit as id 4) never get a verdict meant for another share.
+the reply is mapped back to the miner's id. Replies leave in the order the requests came
+(``replies``), whoever answered them, so miners that reuse ids (some send every submit
+as id 4) or send none (``"id": null``) never get a verdict meant for another share.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharelog.event import ShareEvent, Verdict, clip, make_shard_key, make_share_id
-from sharelog.work import Job, hash_value, share_difficulty, target_from_nbits
+from sharelog.event import ShareEvent, Verdict, clip
+from sharelog.work import Job
+from stratum_proxy.closing import CloseReason
 from stratum_proxy.messages import (
     JsonId,
     Message,
@@ -29,8 +31,8 @@ from stratum_proxy.messages import (
     error_code,
     stratum_error,
 )
-
-_HEX = frozenset("0123456789abcdefABCDEF")
+from stratum_proxy.replies import ReplyQueue, ReplySlot
+from stratum_proxy.shares import Share, is_hex, split_login, submit_params_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,8 @@ class SessionSettings:
     upstream_password: str = "x"  # noqa: S105 - Stratum convention, not a secret
     local_reject: bool = True  # answer duplicate and low-difficulty shares ourselves
     submit_timeout: float = 30.0
-    max_pending: int = 256
+    max_pending: int = 256  # requests waiting for the pool
+    max_waiting_replies: int = 1024  # answers held back behind an unanswered request
     max_jobs: int = 32
     max_seen: int = 200_000
 
@@ -51,48 +54,18 @@ class Outbox:
     to_miner: list[bytes] = field(default_factory=list)
     to_upstream: list[bytes] = field(default_factory=list)
     events: list[ShareEvent] = field(default_factory=list)
-    close_reason: str | None = None
-
-
-@dataclass(slots=True)
-class _Submit:
-    user_identity: str
-    worker: str
-    job_id: str
-    extranonce1: str
-    extranonce2: str
-    ntime: str
-    nonce: str
-    version_bits: str | None
-    difficulty: float
-    share_difficulty: float
-    block_candidate: bool
-    submitted_at: int
+    protocol_errors: int = 0  # lines that were not valid Stratum, against the error budget
+    close: CloseReason | None = None  # the session asks the connection to end
 
 
 @dataclass(slots=True)
 class _Pending:
     method: str
-    miner_id: JsonId
+    slot: ReplySlot
     sent_at: float
-    submit: _Submit | None = None
+    miner_id: JsonId
+    share: Share | None = None
     login: str | None = None
-
-
-def _is_hex(value: object, length: int | None = None) -> bool:
-    return (
-        isinstance(value, str)
-        and bool(value)
-        and (length is None or len(value) == length)
-        and len(value) <= 64
-        and set(value) <= _HEX
-    )
-
-
-def split_login(login: str) -> tuple[str, str]:
-    """``account.worker`` -> (account, worker part); a bare account has an empty worker."""
-    account, _, rig = login.partition(".")
-    return account, rig
 
 
 class MinerSession:
@@ -107,9 +80,21 @@ class MinerSession:
         self.authorized: dict[str, str] = {}  # miner login -> upstream login
         self.seen: set[tuple[str, ...]] = set()
         self.pending: dict[int, _Pending] = {}
+        self.replies = ReplyQueue()
         self._next_id = 1
+        self._subscribing = 0  # subscribes sent and not answered: extranonce1 may change
+        self._authorizing: set[str] = set()  # logins whose authorize the pool has not answered
+        self._event_fields = (
+            clip("pool", settings.pool),
+            clip("upstream", upstream),
+            clip("proxy_instance", settings.proxy_instance),
+        )
         self.accepted = 0
         self.rejected = 0
+
+    @property
+    def submits_pending(self) -> int:
+        return sum(1 for p in self.pending.values() if p.share is not None)
 
     # -- miner -> proxy -------------------------------------------------------------------
 
@@ -117,22 +102,39 @@ class MinerSession:
         if isinstance(msg, Response):  # an answer to a request the pool sent the miner
             out.to_upstream.append(raw)
             return
-        if msg.id is None:  # a notification: nothing comes back, nothing to map
-            out.to_upstream.append(raw)
+        if msg.id is None and msg.method != "mining.submit":
+            out.to_upstream.append(raw)  # a notification: nothing comes back
             return
+        if len(self.replies) >= self.settings.max_waiting_replies:
+            out.close = CloseReason.MINER_FLOODING
+            if msg.method == "mining.submit" and submit_params_problem(msg.params) is None:
+                share = self._share(msg.params)
+                self._record(share, False, Verdict.OTHER, "too many requests in flight", out)
+            return
+        slot = self.replies.reserve()
         if msg.method == "mining.submit":
-            self._submit(msg, out)  # over the in-flight limit too: its fate is recorded
+            self._submit(msg, slot, out)  # over the in-flight limit too: its fate is recorded
             return
         if len(self.pending) >= self.settings.max_pending:
-            out.to_miner.append(
-                encode_response(msg.id, None, stratum_error(20, "too many requests in flight"))
-            )
+            self._answer(slot, msg.id, None, stratum_error(20, "too many requests in flight"), out)
             return
         params = msg.params
-        pending = _Pending(msg.method, msg.id, time.monotonic())
+        pending = _Pending(msg.method, slot, time.monotonic(), msg.id)
         if msg.method == "mining.authorize":
             params, pending.login = self._authorize_params(params)
+            if pending.login is not None:
+                self._authorizing.add(pending.login)
+        elif msg.method == "mining.subscribe":
+            self._subscribing += 1
         self._send_upstream(msg.method, params, pending, out)
+
+    def answer_now(self, reply: bytes, out: Outbox) -> None:
+        """An answer the connection made (a line that was not Stratum), in its place in line."""
+        self.replies.answer(self.replies.reserve(), reply, out.to_miner)
+
+    def _answer(self, slot: ReplySlot, miner_id: JsonId, result: Any, error: Any,
+                out: Outbox) -> None:  # fmt: skip
+        self.replies.answer(slot, encode_response(miner_id, result, error), out.to_miner)
 
     def _authorize_params(self, params: list[Any]) -> tuple[list[Any], str | None]:
         login = params[0] if params and isinstance(params[0], str) else None
@@ -152,90 +154,59 @@ class MinerSession:
         self.pending[upstream_id] = pending
         out.to_upstream.append(encode_request(upstream_id, method, params))
 
-    def _submit(self, msg: Request, out: Outbox) -> None:
-        p = msg.params
-        if not (
-            5 <= len(p) <= 6
-            and isinstance(p[0], str)
-            and isinstance(p[1], str)
-            and _is_hex(p[2])
-            and _is_hex(p[3], 8)
-            and _is_hex(p[4], 8)
-            and (len(p) == 5 or _is_hex(p[5], 8))
-        ):
-            out.to_miner.append(
-                encode_response(msg.id, None, stratum_error(20, "malformed submit"))
-            )
+    def _share(self, params: list[Any]) -> Share:
+        entry = self.jobs.get(params[1])
+        job, difficulty = entry if entry is not None else (None, self.difficulty)
+        share = Share.from_params(params, job, difficulty)
+        if not self._subscribing and self.extranonce1 is not None:
+            share.identify(self.extranonce1, self.version_mask)
+        return share  # otherwise deferred: identified when its verdict is recorded
+
+    def _submit(self, msg: Request, slot: ReplySlot, out: Outbox) -> None:
+        problem = submit_params_problem(msg.params)
+        if problem is not None:
+            out.protocol_errors += 1
+            self._answer(slot, msg.id, None, stratum_error(20, f"malformed submit: {problem}"),
+                         out)  # fmt: skip
             return
-        login, job_id, en2, ntime, nonce = p[0], p[1], p[2], p[3], p[4]
-        version_bits = p[5] if len(p) == 6 else None
-        user_identity, _ = split_login(login)
-        entry = self.jobs.get(job_id)
-        difficulty = entry[1] if entry else self.difficulty
-        reached, candidate = 0.0, False
-        if entry is not None and self.extranonce1 is not None:
-            job = entry[0]
-            header = job.header(
-                bytes.fromhex(self.extranonce1),
-                bytes.fromhex(en2),
-                int(ntime, 16),
-                int(nonce, 16),
-                int(version_bits, 16) if version_bits else None,
-                self.version_mask,
-            )
-            value = hash_value(header)
-            reached = share_difficulty(header)
-            candidate = value <= target_from_nbits(job.nbits)
-        submit = _Submit(
-            user_identity=clip("user_identity", user_identity),
-            worker=clip("worker", login),
-            job_id=clip("job_id", job_id),
-            extranonce1=self.extranonce1 or "",
-            extranonce2=clip("extranonce2", en2),
-            ntime=ntime,
-            nonce=nonce,
-            version_bits=version_bits,
-            difficulty=difficulty,
-            share_difficulty=reached,
-            block_candidate=candidate,
-            submitted_at=time.time_ns() // 1000,
-        )
-        solution = (job_id, submit.extranonce1, en2, ntime, nonce, version_bits or "")
+        share = self._share(msg.params)
+        solution = share.solution(self.extranonce1)
         duplicate = solution in self.seen
         if not duplicate:
             if len(self.seen) >= self.settings.max_seen:
                 self.seen.clear()  # bounded memory; jobs this old are stale anyway
             self.seen.add(solution)
-        local = self._local_verdict(submit, login, entry is not None, duplicate)
+        login = msg.params[0]
+        local = self._local_verdict(share, login, duplicate)
         if local is not None:
             code, message = local
-            out.to_miner.append(encode_response(msg.id, None, stratum_error(code, message)))
-            self._record(submit, False, code, f"{message} (answered by proxy)", out)
+            self._record(share, False, code, f"{message} (answered by proxy)", out)
+            self._answer(slot, msg.id, None, stratum_error(code, message), out)
             return
-        params = list(p)
+        params = list(msg.params)
         upstream_login = self.authorized.get(login)
         if upstream_login is not None:
             params[0] = upstream_login
-        self._send_upstream("mining.submit", params, _Pending("mining.submit", msg.id,
-                            time.monotonic(), submit), out)  # fmt: skip
+        pending = _Pending("mining.submit", slot, time.monotonic(), msg.id, share)
+        self._send_upstream("mining.submit", params, pending, out)
 
-    def _local_verdict(
-        self, submit: _Submit, login: str, job_known: bool, duplicate: bool
-    ) -> tuple[int, str] | None:
+    def _local_verdict(self, share: Share, login: str, duplicate: bool) -> tuple[int, str] | None:
         if len(self.pending) >= self.settings.max_pending:
             # The pool is this far behind; relaying more only deepens the backlog.
             return Verdict.OTHER, "too many submits in flight"
         if not self.settings.local_reject:
             return None
-        if self.extranonce1 is None:
+        # A subscribe or authorize still in flight is the pool's to answer first: it
+        # judges this share after them, so the proxy can't know better.
+        if self.extranonce1 is None and not self._subscribing:
             return Verdict.NOT_SUBSCRIBED, "not subscribed"
-        if login not in self.authorized:
+        if login not in self.authorized and login not in self._authorizing:
             return Verdict.UNAUTHORIZED, "unauthorized worker"
-        if not job_known:
+        if share.job is None:
             return Verdict.STALE, "job not found"
         if duplicate:
             return Verdict.DUPLICATE, "duplicate share"
-        if submit.share_difficulty < submit.difficulty:
+        if not share.deferred and share.share_difficulty < share.difficulty:
             return Verdict.LOW_DIFFICULTY, "low difficulty share"
         return None
 
@@ -248,25 +219,29 @@ class MinerSession:
         if not isinstance(msg.id, int) or msg.id not in self.pending:
             return  # a reply to a request that timed out, or to nothing we sent
         pending = self.pending.pop(msg.id)
-        if pending.method == "mining.subscribe" and isinstance(msg.result, list):
-            self._subscribed(msg.result)
+        if pending.method == "mining.subscribe":
+            self._subscribing -= 1
+            if isinstance(msg.result, list):
+                self._subscribed(msg.result)
         elif pending.method == "mining.configure" and isinstance(msg.result, dict):
             mask = msg.result.get("version-rolling.mask")
-            if msg.result.get("version-rolling") and isinstance(mask, str) and _is_hex(mask, 8):
-                self.version_mask = int(mask, 16)
-        elif pending.method == "mining.authorize" and msg.result is True and pending.login:
-            account = self._authorize_params([pending.login])[0][0]
-            self.authorized[pending.login] = account
-        elif pending.submit is not None:
+            if msg.result.get("version-rolling") and is_hex(mask, 8):
+                self.version_mask = int(str(mask), 16)
+        elif pending.method == "mining.authorize" and pending.login:
+            self._authorizing.discard(pending.login)
+            if msg.result is True:
+                account = self._authorize_params([pending.login])[0][0]
+                self.authorized[pending.login] = account
+        elif pending.share is not None:
             if msg.result is True and msg.error is None:
-                self._record(pending.submit, True, None, None, out)
+                self._record(pending.share, True, None, None, out)
             else:
                 code, message = error_code(msg.error)
-                self._record(pending.submit, False, code, message or "rejected", out)
-        out.to_miner.append(encode_response(pending.miner_id, msg.result, msg.error))
+                self._record(pending.share, False, code, message or "rejected", out)
+        self._answer(pending.slot, pending.miner_id, msg.result, msg.error, out)
 
     def _subscribed(self, result: list[Any]) -> None:
-        if len(result) >= 3 and _is_hex(result[1]) and isinstance(result[2], int):
+        if len(result) >= 3 and is_hex(result[1]) and isinstance(result[2], int):
             self.extranonce1 = result[1]
             self.extranonce2_size = result[2]
 
@@ -290,7 +265,7 @@ class MinerSession:
         elif (
             method == "mining.set_extranonce"
             and len(params) >= 2
-            and _is_hex(params[0])
+            and is_hex(params[0])
             and isinstance(params[1], int)
         ):
             self.extranonce1, self.extranonce2_size = params[0], params[1]
@@ -302,65 +277,38 @@ class MinerSession:
         """Answer requests the pool left unanswered past the submit timeout."""
         limit = self.settings.submit_timeout
         for upstream_id, pending in list(self.pending.items()):
-            if now - pending.sent_at < limit:
-                continue
-            del self.pending[upstream_id]
-            message = "upstream did not answer in time"
-            if pending.submit is not None:
-                self._record(pending.submit, False, Verdict.TIMEOUT, message, out)
-            out.to_miner.append(encode_response(pending.miner_id, None, stratum_error(20, message)))
+            if now - pending.sent_at >= limit:
+                del self.pending[upstream_id]
+                self._unanswered(pending, Verdict.TIMEOUT, "upstream did not answer in time",
+                                 out)  # fmt: skip
 
     def upstream_lost(self, reason: str, out: Outbox) -> None:
         """The pool connection died: in-flight shares were never confirmed."""
-        for pending in self.pending.values():
-            if pending.submit is not None:
-                self._record(pending.submit, False, Verdict.UPSTREAM_LOST, reason, out)
-            out.to_miner.append(
-                encode_response(pending.miner_id, None, stratum_error(20, "upstream lost"))
-            )
-        self.pending.clear()
+        pending, self.pending = list(self.pending.values()), {}
+        for p in pending:
+            self._unanswered(p, Verdict.UPSTREAM_LOST, reason, out)
+
+    def _unanswered(self, pending: _Pending, verdict: Verdict, why: str, out: Outbox) -> None:
+        if pending.method == "mining.subscribe":
+            self._subscribing -= 1
+        elif pending.login is not None:
+            self._authorizing.discard(pending.login)
+        if pending.share is not None:
+            self._record(pending.share, False, verdict, why, out)
+        short = "upstream lost" if verdict is Verdict.UPSTREAM_LOST else why
+        self._answer(pending.slot, pending.miner_id, None, stratum_error(20, short), out)
 
     # -- recording ------------------------------------------------------------------------
 
     def _record(
-        self, s: _Submit, accepted: bool, code: int | None, message: str | None, out: Outbox
+        self, share: Share, accepted: bool, code: int | None, message: str | None, out: Outbox
     ) -> None:
         if accepted:
             self.accepted += 1
         else:
             self.rejected += 1
-        upstream = clip("upstream", self.upstream)
-        out.events.append(
-            ShareEvent(
-                share_id=make_share_id(
-                    s.submitted_at,
-                    upstream,
-                    s.job_id,
-                    s.extranonce1,
-                    s.extranonce2,
-                    s.ntime,
-                    s.nonce,
-                    s.version_bits,
-                ),
-                pool=clip("pool", self.settings.pool),
-                upstream=upstream,
-                user_identity=s.user_identity,
-                worker=s.worker,
-                shard_key=make_shard_key(s.user_identity),
-                job_id=s.job_id,
-                extranonce1=clip("extranonce1", s.extranonce1),
-                extranonce2=s.extranonce2,
-                ntime=s.ntime,
-                nonce=s.nonce,
-                version_bits=s.version_bits,
-                difficulty=s.difficulty,
-                share_difficulty=s.share_difficulty,
-                accepted=accepted,
-                error_code=None if accepted else int(code if code is not None else 20),
-                error_message=None if message is None else clip("error_message", message),
-                block_candidate=s.block_candidate,
-                submitted_at=s.submitted_at,
-                responded_at=time.time_ns() // 1000,
-                proxy_instance=clip("proxy_instance", self.settings.proxy_instance),
-            )
-        )
+        if share.deferred:
+            share.identify(self.extranonce1, self.version_mask)
+        pool, upstream, instance = self._event_fields
+        out.events.append(share.event(pool=pool, upstream=upstream, proxy_instance=instance,
+                                      accepted=accepted, code=code, message=message))  # fmt: skip

@@ -1,9 +1,17 @@
 """The producer side of the spool, used by the proxy.
 
-``append`` only touches memory, so a miner's submit never waits on a disk; a background
-task writes the buffer out every few milliseconds from a worker thread. When the spool
-is over its size limit, or the disk refuses a write, events are dropped and counted,
-loudly, and mining goes on: a stalled farm costs more than the shares a full disk loses.
+``append`` only touches memory. What was appended during one turn of the event loop is
+written out together at the start of the next, by one ``write(2)`` on a thread of the
+spool's own, so no miner's submit waits on a disk and a slow disk stalls no event loop.
+``written()`` is the durability barrier: a future that resolves once everything appended
+so far has been handed to the kernel. The proxy answers a miner only after it, so a
+crash of the process (SIGKILL, OOM) can't lose a share a miner was told about; what the
+kernel holds survives the process. A power loss can still take the writes since the
+last fsync: with ``fsync_interval`` set, at most that many seconds of them.
+
+When the spool is over its size limit, or the disk refuses a write, events are dropped
+and counted, loudly, and mining goes on: a stalled farm costs more than the shares a
+full disk loses.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sharelog.codec import encode
@@ -33,6 +42,7 @@ log = logging.getLogger("sharelog.spool")
 
 _DROP_LOG_EVERY_S = 10.0
 _RESCAN_EVERY_S = 1.0
+_HOUSEKEEPING_EVERY_S = 0.25  # fsync interval and rescans when no share comes
 
 
 class SpoolProducer:
@@ -48,13 +58,11 @@ class SpoolProducer:
         *,
         max_bytes: int = 1 << 30,
         segment_bytes: int = 64 << 20,
-        flush_interval: float = 0.005,
         fsync_interval: float | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
-        self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
         self.appended = 0
         self._dropped_full = 0
@@ -68,6 +76,12 @@ class SpoolProducer:
         self._last_fsync = time.monotonic()
         self._last_rescan = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._waiting: asyncio.Future[None] | None = None  # resolves with the next write
+        self._write_scheduled = False
+        self._writing: asyncio.Future[None] | None = None  # the write on the thread now
+        self.writes = 0  # write(2) batches: appended / writes is the grouping achieved
         self.directory.mkdir(parents=True, exist_ok=True)
         self._next_seq, self._segment = self._recover()
         self._fd = self._open_segment(self._segment)
@@ -90,7 +104,25 @@ class SpoolProducer:
         self._buf += payload
         self._buf_count += 1
         self.appended += 1
+        if self._loop is not None and not self._write_scheduled:
+            self._write_scheduled = True
+            self._loop.call_soon(self._start_write)
         return True
+
+    def written(self) -> asyncio.Future[None]:
+        """A future that resolves once every event appended so far has been written.
+
+        "Written" means a ``write(2)`` returned: a crash of this process can no longer lose
+        it. It also resolves when the write failed and the events were dropped (counted in
+        ``dropped``): the caller is never left waiting on a disk that refuses.
+        """
+        assert self._loop is not None, "start() the producer on the running loop first"
+        if self._waiting is None:
+            self._waiting = self._loop.create_future()
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            self._loop.call_soon(self._start_write)
+        return self._waiting
 
     # -- what operators watch -------------------------------------------------------------
 
@@ -108,22 +140,54 @@ class SpoolProducer:
         """Spool bytes past the writer's checkpoint, as of the last rescan."""
         return self._disk_bytes
 
-    # -- flushing -------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Flush every ``flush_interval`` until ``close``; start with ``start()``."""
-        while not self._closed:
-            await asyncio.sleep(self.flush_interval)
-            await self.flush()
+    # -- writing ------------------------------------------------------------------------
 
     def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="spool-flush")
+        """Start writing on the running loop: group writes, plus the periodic housekeeping."""
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-write")
+        self._task = self._loop.create_task(self._housekeeping(), name="spool-housekeeping")
         return self._task
 
-    async def flush(self) -> None:
+    def _start_write(self) -> None:
+        """Hand what the last loop turn appended to the thread; one write at a time."""
+        self._write_scheduled = False
+        if self._writing is not None or self._loop is None or self._executor is None:
+            return  # the write in flight starts the next one when it is done
         buf, count = self._take()
-        if count or self._rescan_due():
-            await asyncio.to_thread(self._write_out, buf, count)
+        waiting, self._waiting = self._waiting, None
+        if not count and waiting is None and not self._housekeeping_due():
+            return
+        self.writes += 1 if count else 0
+        self._writing = self._loop.run_in_executor(self._executor, self._write_out, buf, count)
+        self._writing.add_done_callback(lambda done: self._write_done(done, waiting))
+
+    def _write_done(self, done: asyncio.Future[None], waiting: asyncio.Future[None] | None) -> None:
+        self._writing = None
+        if not done.cancelled() and done.exception() is not None:
+            log.error("spool write failed: %r", done.exception())
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
+        if (self._buf_count or self._waiting is not None) and not self._write_scheduled:
+            self._start_write()  # what arrived meanwhile, grouped into one write
+
+    async def _housekeeping(self) -> None:
+        """The fsync interval and the rescan of what the writer freed, with no share coming."""
+        while not self._closed:
+            await asyncio.sleep(_HOUSEKEEPING_EVERY_S)
+            if self._housekeeping_due():
+                await self.flush()
+
+    def _housekeeping_due(self) -> bool:
+        now = time.monotonic()
+        fsync_due = (
+            self.fsync_interval is not None and now - self._last_fsync >= self.fsync_interval
+        )
+        return fsync_due or now - self._last_rescan > _RESCAN_EVERY_S
+
+    async def flush(self) -> None:
+        """Write out everything appended so far (and do the housekeeping that is due)."""
+        await self.written()
 
     def flush_sync(self) -> None:
         """Flush from synchronous code (tools, tests, shutdown without a loop)."""
@@ -131,13 +195,20 @@ class SpoolProducer:
         self._write_out(buf, count)
 
     async def close(self) -> None:
-        """Stop the flush task and write out everything appended so far, durably."""
+        """Stop writing and write out everything appended so far, durably."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self._close_sync)
+        while self._writing is not None:
+            await asyncio.wait([self._writing])
+            await asyncio.sleep(0)  # let its done-callback run
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(None)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     def close_sync(self) -> None:
         self._closed = True
@@ -156,9 +227,6 @@ class SpoolProducer:
         self._buf.clear()
         self._buf_count = 0
         return buf, count
-
-    def _rescan_due(self) -> bool:
-        return time.monotonic() - self._last_rescan > _RESCAN_EVERY_S
 
     def _write_out(self, buf: bytes, count: int, *, force_fsync: bool = False) -> None:
         with self._io_lock:
