@@ -14,9 +14,12 @@ from harness.service import ServiceProcess
 class ProxyProcess(ServiceProcess):
     name = "proxy"
 
-    def __init__(self, workdir: Path, upstreams: list[str], **settings: Any) -> None:
+    def __init__(
+        self, workdir: Path, upstreams: list[str], *, listen_port: int | None = None,
+        **settings: Any,
+    ) -> None:  # fmt: skip
         super().__init__(workdir)
-        self.listen_port = free_port()
+        self.listen_port = listen_port or free_port()
         self.spool = workdir / "spool"
         self.config: dict[str, Any] = {
             "pool": "test-pool",

@@ -297,3 +297,58 @@ def test_responses_and_notifications_pass_both_ways() -> None:
     rig.session.from_miner(msg, b'{"id":77}\n', out)  # the miner answering client.get_version
     assert out.to_upstream == [b'{"id":77}\n']
     assert isinstance(parse(b'{"id":1,"method":"m","params":null}'), Request)
+
+
+def test_a_plain_false_rejection_is_stored_with_a_real_message() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    rig.miner(60, "mining.submit", rig.share(job, 61))
+    rig.answer_last(False, None)  # {"result": false, "error": null}
+    (event,) = rig.events
+    assert (event.accepted, event.error_code, event.error_message) == (False, 20, "rejected")
+
+
+def test_a_share_before_the_subscribe_result_is_hashed_under_the_pools_extranonce1() -> None:
+    rig = Rig()  # local_reject on: a subscribe in flight is the pool's to answer first
+    rig.miner(2, "mining.subscribe", ["test/1"])
+    rig.miner(3, "mining.authorize", ["alice.rig1", "x"])
+    subscribe_id, authorize_id = rig.to_pool[0]["id"], rig.to_pool[1]["id"]
+    rig.pool({"id": None, "method": "mining.set_difficulty", "params": [DIFF]})
+    params = job_params("j1", nbits_from_target(int(DIFF1_TARGET / 1e6)), clean=True)
+    rig.pool({"id": None, "method": "mining.notify", "params": params})
+    share = rig.share(Job.from_notify(params), 70, vbits=0)[:5]  # the pool's en1, EN1
+    rig.miner(4, "mining.submit", share)
+    assert rig.to_pool[-1]["method"] == "mining.submit", "relayed, not answered 25 or 24"
+    submit_id = rig.to_pool[-1]["id"]
+    rig.pool({"id": subscribe_id, "result": [[["mining.notify", "1"]], EN1, 4], "error": None})
+    rig.pool({"id": authorize_id, "result": True, "error": None})
+    rig.pool({"id": submit_id, "result": True, "error": None})
+    (event,) = rig.events
+    assert event.accepted and event.extranonce1 == EN1
+    assert event.share_difficulty >= DIFF == event.difficulty
+    assert [m["id"] for m in rig.to_miner if "result" in m] == [2, 3, 4]
+
+
+def test_null_id_submits_are_relayed_as_submits_and_recorded() -> None:
+    rig = Rig()
+    job = rig.handshake()
+    rig.miner(None, "mining.submit", rig.share(job, 80))
+    assert isinstance(rig.to_pool[-1]["id"], int), "our own id upstream, to pair the verdict"
+    rig.answer_last(True)
+    assert rig.to_miner[-1] == {"id": None, "result": True, "error": None}
+    assert [e.accepted for e in rig.events] == [True]
+
+
+def test_a_flood_of_requests_behind_an_unanswered_one_ends_the_connection() -> None:
+    rig = Rig(max_waiting_replies=8)
+    job = rig.handshake()
+    rig.miner(5, "vendor.slow", [])  # the pool never answers this one
+    out_before = len(rig.to_miner)
+    for i in range(7):
+        rig.miner(6 + i, "mining.submit", rig.share(job, 90 + i, meets=False))
+    out = Outbox()
+    raw = line({"id": 99, "method": "mining.submit", "params": rig.share(job, 99)})
+    rig.session.from_miner(parse(raw.strip()), raw, out)
+    assert out.close is not None and out.close.value == "miner_flooding"
+    assert len(rig.to_miner) == out_before, "nothing overtakes the unanswered request"
+    assert len(rig.events) + len(out.events) == 8, "every share's fate is still recorded"

@@ -37,6 +37,7 @@ class Behaviour:
     route: str | None = None  # send "CONNECT <route> HTTP/1.1" first
     tls: bool = False  # stratum+ssl; the proxy's certificate is not verified (test CA)
     max_in_flight: int = 0  # > 0: wait for verdicts past this many unanswered submits
+    keep_heard: bool = False  # remember every share answered and what it was told
 
 
 @dataclass
@@ -45,6 +46,8 @@ class MinerStats:
     answers: Counter[int | None] = field(default_factory=Counter)  # None: accepted
     disconnects: int = 0
     latencies: list[float] = field(default_factory=list)  # submit -> verdict, seconds
+    # with Behaviour.keep_heard: (job_id, extranonce1, extranonce2, ntime, nonce, code)
+    heard: list[tuple[str, str, str, str, str, int | None]] = field(default_factory=list)
 
 
 class Miner:
@@ -64,9 +67,11 @@ class Miner:
         self.version_mask = 0
         self._en2 = self.rng.getrandbits(24)
         self._last: list[Any] | None = None
-        self._ready = asyncio.Event()
+        self._ready = asyncio.Event()  # subscribed (extranonce1 known) and a job in hand
+        self._subscribed = False
         self._outstanding = 0  # submits sent and not yet answered, this connection
         self._sent_at: dict[int, float] = {}  # request id -> perf_counter at send
+        self._sent: dict[int, tuple[str, str, str, str, str]] = {}  # id -> share (keep_heard)
         self._settled = asyncio.Event()
         self._room = asyncio.Event()  # set when an answer frees a place in flight
 
@@ -86,6 +91,7 @@ class Miner:
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20, ssl=tls)
         self._ready.clear()
+        self._subscribed = False
         self.job = None
         try:
             if self.behaviour.route is not None:
@@ -121,7 +127,7 @@ class Miner:
             method = msg.get("method")
             if method == "mining.notify":
                 self.job = Job.from_notify(msg["params"])
-                self._ready.set()
+                self._check_ready()
             elif method == "mining.set_difficulty":
                 self.difficulty = float(msg["params"][0])
             elif method == "mining.set_extranonce":
@@ -135,10 +141,16 @@ class Miner:
         if msg_id == 2 and isinstance(result, list):  # every session: a new extranonce1
             self.extranonce1 = bytes.fromhex(result[1])
             self.en2_size = int(result[2])
+            self._subscribed = True
+            self._check_ready()
         elif msg_id == 1 and isinstance(result, dict) and result.get("version-rolling"):
             self.version_mask = int(result["version-rolling.mask"], 16)
         elif isinstance(msg_id, int) and msg_id >= 4:
-            self.stats.answers[None if result is True else (error or [20])[0]] += 1
+            code = None if result is True else (error or [20])[0]
+            self.stats.answers[code] += 1
+            share = self._sent.pop(msg_id, None)
+            if share is not None:
+                self.stats.heard.append((*share, code))
             sent_at = self._sent_at.pop(msg_id, None)
             if sent_at is not None:
                 self.stats.latencies.append(time.perf_counter() - sent_at)
@@ -147,14 +159,23 @@ class Miner:
             if self._outstanding <= 0:
                 self._settled.set()
 
+    def _check_ready(self) -> None:
+        """Mine only what can be mined: a pool may send a job before its subscribe reply,
+        and a share hashed without the session's extranonce1 is worth nothing."""
+        if self._subscribed and self.job is not None:
+            self._ready.set()
+
     async def _mine(self, writer: asyncio.StreamWriter, stop: asyncio.Event,
                     listener: asyncio.Task[None]) -> None:  # fmt: skip
         send = _sender(writer)
         next_id = 4
-        # a random phase: real miners find shares independently, not on a shared clock tick
+        # a random phase: real miners find shares independently, not on a shared clock tick;
+        # paced per session, so after a reconnect the miner resumes at its rate at once
         started = time.monotonic() + self.rng.random() * self.interval
+        sent = 0
         self._outstanding = 0
         self._sent_at.clear()
+        self._sent.clear()
         limit = self.behaviour.max_in_flight
         while not stop.is_set() and not listener.done():
             while limit and self._outstanding >= limit and not listener.done():
@@ -164,14 +185,18 @@ class Miner:
             params = self._next_share()
             if not self.behaviour.reuse_ids:
                 self._sent_at[next_id] = time.perf_counter()
+                if self.behaviour.keep_heard:
+                    job_id, en2, ntime, nonce = params[1:5]
+                    self._sent[next_id] = (job_id, self.extranonce1.hex(), en2, ntime, nonce)
             send(4 if self.behaviour.reuse_ids else next_id, "mining.submit", params)
             next_id += 1
+            sent += 1
             self.stats.submitted += 1
             self._outstanding += 1
             self._settled.clear()
             await writer.drain()
             if self.interval:
-                ahead = started + self.stats.submitted * self.interval - time.monotonic()
+                ahead = started + sent * self.interval - time.monotonic()
                 await asyncio.sleep(max(ahead, 0))
             else:
                 await asyncio.sleep(0)

@@ -38,8 +38,15 @@ VERSION_MASK = 0x1FFFE000
 
 @dataclass
 class Faults:
+    """Scripted faults, and quirks real pool servers have."""
+
     reject_code: int | None = None
-    stall: bool = False
+    stall: bool = False  # take submits and never answer them
+    answer_delay_s: float = 0.0  # judge a submit at once, answer it this much later
+    # answer mining.configure with an error, and send set_difficulty and notify before the
+    # subscribe result, as some pool servers do with back-to-back requests
+    eager_notify: bool = False
+    subscribe_reply_delay_s: float = 0.0  # with eager_notify: the job first, then this wait
 
 
 @dataclass
@@ -151,6 +158,11 @@ class ReferencePool:
                 except orjson.JSONDecodeError:
                     continue
                 if isinstance(msg, dict) and isinstance(msg.get("method"), str):
+                    if self.faults.eager_notify and msg["method"] == "mining.subscribe":
+                        # the job first; everything after the subscribe waits behind it
+                        self._notify(conn)
+                        await writer.drain()
+                        await asyncio.sleep(self.faults.subscribe_reply_delay_s)
                     try:
                         self._handle(conn, msg)
                     except (TypeError, ValueError, IndexError, AttributeError):
@@ -166,12 +178,18 @@ class ReferencePool:
     def _reply(self, conn: _Conn, msg_id: Any, result: Any, error: Any = None) -> None:
         self._send(conn, {"id": msg_id, "result": result, "error": error})
 
+    def _reply_if_open(self, conn: _Conn, msg_id: Any, result: Any, error: Any) -> None:
+        if not conn.writer.transport.is_closing():
+            self._reply(conn, msg_id, result, error)
+
     def _handle(self, conn: _Conn, msg: dict[str, Any]) -> None:
         method, params, msg_id = msg["method"], msg.get("params") or [], msg.get("id")
         if method == "mining.subscribe":
             conn.subscribed = True
             subs = [["mining.set_difficulty", "1"], ["mining.notify", "1"]]
             self._reply(conn, msg_id, [subs, conn.extranonce1, 4])
+        elif method == "mining.configure" and self.faults.eager_notify:
+            self._reply(conn, msg_id, None, [20, "unknown method mining.configure", None])
         elif method == "mining.configure":
             conn.version_rolling = "version-rolling" in (params[0] if params else [])
             result = {"version-rolling": conn.version_rolling}
@@ -181,18 +199,27 @@ class ReferencePool:
         elif method == "mining.authorize":
             conn.authorized.add(str(params[0]) if params else "")
             self._reply(conn, msg_id, True)
-            self._notify(conn)
+            if not self.faults.eager_notify:
+                self._notify(conn)
         elif method in ("mining.extranonce.subscribe", "mining.suggest_difficulty"):
             self._reply(conn, msg_id, True)
         elif method == "mining.submit":
-            if not self.faults.stall:
-                code = self._validate(conn, params)
-                if code is None:
-                    self._reply(conn, msg_id, True)
-                else:
-                    self._reply(conn, msg_id, None, [code, _MESSAGES[code], None])
+            self._submit(conn, msg_id, params)
         elif msg_id is not None:
             self._reply(conn, msg_id, None, [20, "unknown method", None])
+
+    def _submit(self, conn: _Conn, msg_id: Any, params: list[Any]) -> None:
+        if self.faults.stall:
+            return
+        code = self._validate(conn, params)
+        verdict: tuple[Any, Any] = (True, None)
+        if code is not None:
+            verdict = (None, [code, _MESSAGES[code], None])
+        if self.faults.answer_delay_s:
+            later = asyncio.get_running_loop().call_later
+            later(self.faults.answer_delay_s, self._reply_if_open, conn, msg_id, *verdict)
+        else:
+            self._reply(conn, msg_id, *verdict)
 
     def _validate(self, conn: _Conn, params: list[Any]) -> int | None:
         try:
