@@ -3,6 +3,7 @@ the well-behaved miners beside it, and keeps its memory bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -140,7 +141,35 @@ stratum_like = st.fixed_dictionaries(
     optional={"params": st.one_of(st.lists(json_value, max_size=8), json_value),
               "result": json_value, "error": json_value},
 )  # fmt: skip
+# A TLS 1.2 ClientHello's first bytes, as a miner configured for stratum+ssl sends them
+CLIENT_HELLO = bytes.fromhex("16030100a5010000a10303") + bytes(32) + bytes.fromhex("000004c02fc030")
+huge_number = st.sampled_from([b"1e999", b"-1e999", b"1" * 5000, b"18446744073709551616", b"1.5"])
+nested = st.integers(min_value=1, max_value=1100).map(lambda n: b"[" * n + b"]" * n)
+any_id = st.one_of(
+    huge_number, nested, st.sampled_from([b"null", b"{}", b"[]", b'{"a":1}', b"[1]"])
+)
+hex_param = st.one_of(
+    st.text(alphabet="0123456789abcdef", min_size=1, max_size=9),  # odd lengths included
+    st.integers(min_value=65, max_value=5000).map(lambda n: "a" * n),  # huge
+).map(orjson.dumps)
+grammar_line = st.one_of(
+    st.tuples(any_id, st.sampled_from(METHODS), st.lists(any_id, max_size=3)).map(
+        lambda t: b'{"id":%s,"method":"%s","params":[%s]}' % (t[0], t[1].encode(), b",".join(t[2]))
+    ),
+    st.tuples(any_id, hex_param, hex_param, hex_param).map(
+        lambda t: b'{"id":%s,"method":"mining.submit","params":["fuzz.1","1",%s,%s,%s]}' % t
+    ),
+    st.sampled_from(
+        [
+            CLIENT_HELLO,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /rpc HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ]
+    ),
+)
 hostile_line = st.one_of(
+    grammar_line,
     stratum_like.map(lambda d: orjson.dumps(d, option=orjson.OPT_NON_STR_KEYS)),
     st.binary(max_size=300),
     st.integers(min_value=2**64).map(
@@ -190,3 +219,19 @@ def test_fuzzed_lines_never_take_the_proxy_down(sim: SimLoop, proxy: ProxyProces
     assert "Traceback" not in proxy.log.read_text()
     scraped: dict[str, Any] = proxy.metrics()
     assert scraped["stratum_proxy_protocol_errors_total"] > 0
+
+
+def test_ten_thousand_pipelined_submits_without_reading(sim: SimLoop, proxy: ProxyProcess) -> None:
+    fleet = sim.fleet(proxy.listen_port, miners=10, shares_per_s=50, duration=6)
+    with _connect(proxy) as sock:
+        sock.sendall(b'{"id":1,"method":"mining.subscribe","params":[]}\n'
+                     b'{"id":2,"method":"mining.authorize","params":["flood.1","x"]}\n')  # fmt: skip
+        submit = b'{"id":%d,"method":"mining.submit","params":["flood.1","1","00000000",'
+        burst = b"".join(submit % i + b'"00000000","00000000"]}\n' for i in range(10_000))
+        with contextlib.suppress(OSError):  # it may hang up on us: that is allowed
+            sock.sendall(burst)
+        time.sleep(2)  # never reading a byte
+    stats = fleet.result(60)
+    heard = answers(stats)
+    assert heard[None] == sum(s.submitted for s in stats) > 100, heard
+    assert proxy.alive() and "Traceback" not in proxy.log.read_text()
