@@ -18,6 +18,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates a
 # and debootstrap for the stand-in base when the public one can't be pulled
 command -v buildah >/dev/null 2>&1 || need_apt+=(buildah crun)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+# the interop tests' foreign Stratum peers come from the npm registry (tests/harness/foreign.py)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "provision: installing ${need_apt[*]} from Debian" >&2
