@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+from harness.spool_reader import spooled
 from sharelog.codec import decode
 from sharelog.spool import SpoolProducer, SpoolReader
 from sharelog.spool.format import MAGIC, list_segments, segment_name
@@ -177,3 +180,42 @@ def test_a_new_spool_directory_starts_with_a_valid_segment(tmp_path: Path) -> No
     (seg,) = list_segments(tmp_path)
     assert (tmp_path / segment_name(seg)).read_bytes() == MAGIC
     assert SpoolReader(tmp_path).read(10) is None
+
+
+def _on_disk(directory: Path) -> set[bytes]:
+    return {e.share_id for e in spooled(directory)}
+
+
+def test_written_resolves_only_once_the_events_are_in_the_file(tmp_path: Path) -> None:
+    async def run() -> None:
+        producer = SpoolProducer(tmp_path)
+        producer.start()
+        for batch in range(50):
+            events = list(synthetic_events(1 + batch % 7, seed=batch))
+            for event in events:
+                producer.append(event)
+            await producer.written()
+            assert {e.share_id for e in events} <= _on_disk(tmp_path)
+        assert producer.writes <= producer.appended, "one write(2) serves a loop turn's events"
+        await producer.close()
+
+    asyncio.run(run())
+
+
+def test_with_an_fsync_interval_each_barrier_waits_for_a_grouped_fsync(tmp_path: Path) -> None:
+    async def run() -> None:
+        producer = SpoolProducer(tmp_path, fsync_interval=0.05)
+        producer.start()
+        started = time.monotonic()
+        barriers = []
+        for event in synthetic_events(200, seed=3):
+            producer.append(event)
+            barriers.append(producer.written())
+            await asyncio.sleep(0.002)  # 500 events a second, one at a time
+        await asyncio.gather(*barriers)
+        elapsed = time.monotonic() - started
+        assert producer.fsyncs <= elapsed / 0.05 + 3, "grouped: one fsync per interval at most"
+        assert producer.fsyncs >= 3
+        await producer.close()
+
+    asyncio.run(run())

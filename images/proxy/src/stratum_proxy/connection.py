@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from sharelog.event import ShareEvent
@@ -101,6 +100,10 @@ async def _preamble(
 
 
 class MinerConnection:
+    __slots__ = ("_held", "_last_gate", "_settled", "_upstream_ended", "ctx", "miner_gone",
+                 "miner_seen", "protocol_errors", "reader", "session", "subscribed",
+                 "upstream_seen", "upstream_writer", "writer")  # fmt: skip
+
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -120,8 +123,9 @@ class MinerConnection:
         self.miner_seen = self.upstream_seen = time.monotonic()
         self.miner_gone: Closed | None = None  # set once the miner side has ended
         self._upstream_ended: Closed | None = None  # set when we end the upstream side
-        self._settled = asyncio.Event()  # the miner is gone and no share is in flight
-        self._held: deque[tuple[asyncio.Future[None] | None, list[bytes]]] = deque()
+        self._settled: asyncio.Event | None = None  # made once the miner has gone
+        # output held behind a spool write: a list, as in replies.py (memory per miner)
+        self._held: list[tuple[asyncio.Future[None] | None, list[bytes]]] = []
         self._last_gate: asyncio.Future[None] | None = None
 
     async def run(self) -> Closed:
@@ -153,6 +157,7 @@ class MinerConnection:
             self._end_miner(self._outcome(miner))
             # The miner has gone: stay for the pool's verdicts on what is in flight. The
             # sweep expires them at the submit timeout, so this wait always ends.
+            self._settled = asyncio.Event()
             self._check_settled()
             settled = asyncio.create_task(self._settled.wait())
             limit = self.ctx.settings.submit_timeout + _DRAIN_MARGIN_S
@@ -254,9 +259,9 @@ class MinerConnection:
             raise why from None
 
     def _check_settled(self) -> None:
-        session = self.session
-        if self.miner_gone is not None and session is not None and not session.submits_pending:
-            self._settled.set()
+        session, settled = self.session, self._settled
+        if settled is not None and session is not None and not session.submits_pending:
+            settled.set()
 
     def _end_upstream(self, why: Closed) -> None:
         if self.upstream_writer is not None and self._upstream_ended is None:
@@ -322,12 +327,13 @@ class MinerConnection:
 
     def _release_held(self, _: object = None) -> None:
         data: list[bytes] = []
-        while self._held:
-            gate, lines = self._held[0]
+        released = 0
+        for gate, lines in self._held:
             if gate is not None and not gate.done():
                 break
-            self._held.popleft()
             data += lines
+            released += 1
+        del self._held[:released]
         if data and self.miner_gone is None:
             self._write_miner(b"".join(data))
 

@@ -9,8 +9,6 @@ answer fills its place, and only the filled head of the line is released.
 
 from __future__ import annotations
 
-from collections import deque
-
 
 class ReplySlot:
     """One request's place in line; ``line`` is its encoded reply once known."""
@@ -22,8 +20,13 @@ class ReplySlot:
 
 
 class ReplyQueue:
+    """A list, not a deque: it is short or empty for nearly every miner, and an empty
+    deque costs 600 bytes where a list costs 56 (this is per connection, times 100,000)."""
+
+    __slots__ = ("_line",)
+
     def __init__(self) -> None:
-        self._line: deque[ReplySlot] = deque()
+        self._line: list[ReplySlot] = []
 
     def __len__(self) -> int:
         return len(self._line)
@@ -36,10 +39,10 @@ class ReplyQueue:
     def answer(self, slot: ReplySlot, reply: bytes, out: list[bytes]) -> None:
         """Fill ``slot`` and move every reply now at the head of the line to ``out``."""
         slot.line = reply
-        line = self._line
-        while line:
-            head = line[0].line
-            if head is None:
-                return
-            line.popleft()
-            out.append(head)
+        released = 0
+        for waiting in self._line:
+            if waiting.line is None:
+                break
+            out.append(waiting.line)
+            released += 1
+        del self._line[:released]

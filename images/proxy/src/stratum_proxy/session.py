@@ -69,6 +69,10 @@ class _Pending:
 
 
 class MinerSession:
+    __slots__ = ("_event_fields", "_next_id", "_subscribing", "accepted", "authorized",
+                 "difficulty", "extranonce1", "extranonce2_size", "jobs", "pending",
+                 "rejected", "replies", "seen", "settings", "upstream", "version_mask")  # fmt: skip
+
     def __init__(self, settings: SessionSettings, upstream: str) -> None:
         self.settings = settings
         self.upstream = upstream
@@ -83,7 +87,6 @@ class MinerSession:
         self.replies = ReplyQueue()
         self._next_id = 1
         self._subscribing = 0  # subscribes sent and not answered: extranonce1 may change
-        self._authorizing: set[str] = set()  # logins whose authorize the pool has not answered
         self._event_fields = (
             clip("pool", settings.pool),
             clip("upstream", upstream),
@@ -122,8 +125,6 @@ class MinerSession:
         pending = _Pending(msg.method, slot, time.monotonic(), msg.id)
         if msg.method == "mining.authorize":
             params, pending.login = self._authorize_params(params)
-            if pending.login is not None:
-                self._authorizing.add(pending.login)
         elif msg.method == "mining.subscribe":
             self._subscribing += 1
         self._send_upstream(msg.method, params, pending, out)
@@ -200,7 +201,7 @@ class MinerSession:
         # judges this share after them, so the proxy can't know better.
         if self.extranonce1 is None and not self._subscribing:
             return Verdict.NOT_SUBSCRIBED, "not subscribed"
-        if login not in self.authorized and login not in self._authorizing:
+        if login not in self.authorized and not self._authorizing(login):
             return Verdict.UNAUTHORIZED, "unauthorized worker"
         if share.job is None:
             return Verdict.STALE, "job not found"
@@ -209,6 +210,10 @@ class MinerSession:
         if not share.deferred and share.share_difficulty < share.difficulty:
             return Verdict.LOW_DIFFICULTY, "low difficulty share"
         return None
+
+    def _authorizing(self, login: str) -> bool:
+        """An authorize for ``login`` is in flight (rare: scanned, not indexed)."""
+        return any(p.login == login for p in self.pending.values())
 
     # -- upstream -> proxy ----------------------------------------------------------------
 
@@ -227,11 +232,9 @@ class MinerSession:
             mask = msg.result.get("version-rolling.mask")
             if msg.result.get("version-rolling") and is_hex(mask, 8):
                 self.version_mask = int(str(mask), 16)
-        elif pending.method == "mining.authorize" and pending.login:
-            self._authorizing.discard(pending.login)
-            if msg.result is True:
-                account = self._authorize_params([pending.login])[0][0]
-                self.authorized[pending.login] = account
+        elif pending.method == "mining.authorize" and pending.login and msg.result is True:
+            account = self._authorize_params([pending.login])[0][0]
+            self.authorized[pending.login] = account
         elif pending.share is not None:
             if msg.result is True and msg.error is None:
                 self._record(pending.share, True, None, None, out)
@@ -291,8 +294,6 @@ class MinerSession:
     def _unanswered(self, pending: _Pending, verdict: Verdict, why: str, out: Outbox) -> None:
         if pending.method == "mining.subscribe":
             self._subscribing -= 1
-        elif pending.login is not None:
-            self._authorizing.discard(pending.login)
         if pending.share is not None:
             self._record(pending.share, False, verdict, why, out)
         short = "upstream lost" if verdict is Verdict.UPSTREAM_LOST else why

@@ -25,6 +25,7 @@ from stratum_writer.metrics import WriterMetrics
 log = logging.getLogger("stratum_writer.drain")
 
 _POLL_S = 0.005
+_STOP_CHECK_S = 0.2  # a feeder waiting for room looks at SIGTERM and the deadline this often
 _MAX_WORKERS = 64
 
 
@@ -120,10 +121,7 @@ class Drainer:
     async def _feed(self, stop: asyncio.Event, drain_timeout: float) -> None:
         self._rescale()
         while True:
-            if stop.is_set() and not self._stopping:
-                self._stopping = True
-                self._deadline = time.monotonic() + drain_timeout
-                log.info("stopping: draining the spool for up to %.0fs", drain_timeout)
+            self._notice_stop(stop, drain_timeout)
             if self.should_give_up():
                 log.warning("drain deadline reached; the rest stays in the spool")
                 return
@@ -132,7 +130,32 @@ class Drainer:
                 if self._stopping:
                     return  # everything readable has been handed out
                 continue
-            await self._queue.put(job)
+            if not await self._hand_out(job, stop, drain_timeout):
+                log.warning("drain deadline reached; the rest stays in the spool")
+                return
+
+    def _notice_stop(self, stop: asyncio.Event, drain_timeout: float) -> None:
+        if stop.is_set() and not self._stopping:
+            self._stopping = True
+            self._deadline = time.monotonic() + drain_timeout
+            log.info("stopping: %d shares in the spool; draining for up to %.0fs",
+                     self.reader.queue_depth().events, drain_timeout)  # fmt: skip
+
+    async def _hand_out(self, job: Job, stop: asyncio.Event, drain_timeout: float) -> bool:
+        """Queue ``job`` for the flushers; False when the drain deadline comes first.
+
+        While the database is down the flushers hold their batches and the queue stays
+        full, so the wait for room must still hear SIGTERM and honour its deadline. A job
+        never queued was never committed: its shares stay in the spool.
+        """
+        while True:
+            try:
+                await asyncio.wait_for(self._queue.put(job), _STOP_CHECK_S)
+                return True
+            except TimeoutError:
+                self._notice_stop(stop, drain_timeout)
+                if self.should_give_up():
+                    return False
 
     async def _next_job(self) -> Job | None:
         batches: list[Batch] = []

@@ -6,8 +6,11 @@ spool's own, so no miner's submit waits on a disk and a slow disk stalls no even
 ``written()`` is the durability barrier: a future that resolves once everything appended
 so far has been handed to the kernel. The proxy answers a miner only after it, so a
 crash of the process (SIGKILL, OOM) can't lose a share a miner was told about; what the
-kernel holds survives the process. A power loss can still take the writes since the
-last fsync: with ``fsync_interval`` set, at most that many seconds of them.
+kernel holds survives the process. A power loss or kernel crash can still take what the
+kernel had not yet written back. With ``fsync_interval`` set, every write is also
+fsynced before its barrier resolves, and writes are grouped so that at most one fsync
+happens per interval (a group commit): then a told share survives a power loss too, and
+a verdict waits at most about one interval plus the fsync.
 
 When the spool is over its size limit, or the disk refuses a write, events are dropped
 and counted, loudly, and mining goes on: a stalled farm costs more than the shares a
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -43,6 +47,11 @@ log = logging.getLogger("sharelog.spool")
 _DROP_LOG_EVERY_S = 10.0
 _RESCAN_EVERY_S = 1.0
 _HOUSEKEEPING_EVERY_S = 0.25  # fsync interval and rescans when no share comes
+# A write(2) to the page cache takes microseconds. One that took longer than this means
+# the disk is stalling (dirty-page throttling, a struggling network volume): writes then
+# go to the spool's thread, so the event loop (jobs, the pool's messages) keeps moving,
+# until a write there is fast again.
+_SLOW_WRITE_S = 0.005
 
 
 class SpoolProducer:
@@ -82,6 +91,8 @@ class SpoolProducer:
         self._write_scheduled = False
         self._writing: asyncio.Future[None] | None = None  # the write on the thread now
         self.writes = 0  # write(2) batches: appended / writes is the grouping achieved
+        self._disk_slow = False  # writes go to the thread while the disk is stalling
+        self.fsyncs = 0
         self.directory.mkdir(parents=True, exist_ok=True)
         self._next_seq, self._segment = self._recover()
         self._fd = self._open_segment(self._segment)
@@ -154,22 +165,56 @@ class SpoolProducer:
         self._write_scheduled = False
         if self._writing is not None or self._loop is None or self._executor is None:
             return  # the write in flight starts the next one when it is done
+        wait = self._group_commit_wait()
+        if wait > 0:  # fsync mode: gather more behind the next fsync
+            self._write_scheduled = True
+            self._loop.call_later(wait, self._start_write)
+            return
         buf, count = self._take()
         waiting, self._waiting = self._waiting, None
         if not count and waiting is None and not self._housekeeping_due():
             return
         self.writes += 1 if count else 0
-        self._writing = self._loop.run_in_executor(self._executor, self._write_out, buf, count)
-        self._writing.add_done_callback(lambda done: self._write_done(done, waiting))
+        sync = bool(count) and self.fsync_interval is not None
+        if not sync and not self._disk_slow:
+            started = time.monotonic()
+            self._write_out(buf, count)  # on the loop: no thread hand-off on the reply path
+            self._note_write_time(time.monotonic() - started)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+            return
+        started = time.monotonic()
+        write = functools.partial(self._write_out, buf, count, force_fsync=sync)
+        self._writing = self._loop.run_in_executor(self._executor, write)
+        self._writing.add_done_callback(lambda done: self._write_done(done, waiting, started))
 
-    def _write_done(self, done: asyncio.Future[None], waiting: asyncio.Future[None] | None) -> None:
+    def _note_write_time(self, took: float) -> None:
+        slow = took > _SLOW_WRITE_S
+        if slow != self._disk_slow:
+            self._disk_slow = slow
+            if slow:
+                log.warning("spool write took %.0f ms: writing on a thread until the disk "
+                            "is fast again", took * 1000)  # fmt: skip
+            else:
+                log.info("spool writes are fast again: writing on the event loop")
+
+    def _write_done(
+        self, done: asyncio.Future[None], waiting: asyncio.Future[None] | None, started: float
+    ) -> None:
         self._writing = None
         if not done.cancelled() and done.exception() is not None:
             log.error("spool write failed: %r", done.exception())
+        elif self.fsync_interval is None:
+            self._note_write_time(time.monotonic() - started)
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
         if (self._buf_count or self._waiting is not None) and not self._write_scheduled:
             self._start_write()  # what arrived meanwhile, grouped into one write
+
+    def _group_commit_wait(self) -> float:
+        if self.fsync_interval is None or self._closed or not self._buf_count:
+            return 0.0
+        return self._last_fsync + self.fsync_interval - time.monotonic()
 
     async def _housekeeping(self) -> None:
         """The fsync interval and the rescan of what the writer freed, with no share coming."""
@@ -240,6 +285,7 @@ class SpoolProducer:
                 self.fsync_interval is not None and now - self._last_fsync >= self.fsync_interval
             ):
                 os.fsync(self._fd)
+                self.fsyncs += 1
                 self._last_fsync = now
             if self._segment_size >= self.segment_bytes:
                 self._rotate()
