@@ -8,8 +8,8 @@ to the spool.
 Two rules hold here:
 
 - **Durable before told.** Output for the miner that carries a verdict waits until the
-  spool has written that share's event (``SpoolProducer.written``); everything after it
-  for the same miner waits behind it, so the miner's stream keeps its order.
+  spool has written that share's event (``SpoolProducer.when_written``); everything after
+  it for the same miner waits behind it, so the miner's stream keeps its order.
 - **The pool's verdict is recorded whatever the miner does.** A miner that closes,
   resets or stops reading ends only the miner side: the upstream side stays until the
   pool has answered every share in flight (or the submit timeout has), and nothing a
@@ -100,9 +100,22 @@ async def _preamble(
 
 
 class MinerConnection:
-    __slots__ = ("_held", "_last_gate", "_settled", "_upstream_ended", "ctx", "miner_gone",
-                 "miner_seen", "protocol_errors", "reader", "session", "subscribed",
-                 "upstream_seen", "upstream_writer", "writer")  # fmt: skip
+    __slots__ = (
+        "_held",
+        "_settled",
+        "_upstream_ended",
+        "_waiting_for",
+        "ctx",
+        "miner_gone",
+        "miner_seen",
+        "protocol_errors",
+        "reader",
+        "session",
+        "subscribed",
+        "upstream_seen",
+        "upstream_writer",
+        "writer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -124,9 +137,10 @@ class MinerConnection:
         self.miner_gone: Closed | None = None  # set once the miner side has ended
         self._upstream_ended: Closed | None = None  # set when we end the upstream side
         self._settled: asyncio.Event | None = None  # made once the miner has gone
-        # output held behind a spool write: a list, as in replies.py (memory per miner)
-        self._held: list[tuple[asyncio.Future[None] | None, list[bytes]]] = []
-        self._last_gate: asyncio.Future[None] | None = None
+        # output held behind a spool write, with the write generation it needs (0: none of
+        # its own, only its place in line); a list, as in replies.py (memory per miner)
+        self._held: list[tuple[int, list[bytes]]] = []
+        self._waiting_for = 0  # the spool generation our release callback is registered for
 
     async def run(self) -> Closed:
         """Serve until the miner or the upstream goes; return why."""
@@ -298,11 +312,12 @@ class MinerConnection:
         # A closing upstream: its loop is ending the connection and records what's in flight.
         if out.to_upstream and upstream is not None and not upstream.transport.is_closing():
             upstream.write(b"".join(out.to_upstream))
-        gate = self._account(out.events) if out.events else None
+        if out.events:
+            self._account(out.events)
         if out.to_miner:
-            self._to_miner(out.to_miner, gate)
+            self._to_miner(out.to_miner, durable=bool(out.events))
 
-    def _account(self, events: list[ShareEvent]) -> asyncio.Future[None]:
+    def _account(self, events: list[ShareEvent]) -> None:
         metrics, spool = self.ctx.metrics, self.ctx.spool
         for event in events:
             spool.append(event)  # never blocks: drops and counts when full
@@ -311,25 +326,26 @@ class MinerConnection:
                 metrics.accepted_work(event.worker, event.difficulty)
             if event.responded_at is not None:
                 metrics.upstream_rtt.observe((event.responded_at - event.submitted_at) / 1e6)
-        return spool.written()
 
-    def _to_miner(self, lines: list[bytes], gate: asyncio.Future[None] | None) -> None:
+    def _to_miner(self, lines: list[bytes], *, durable: bool) -> None:
         """Send now, or behind the spool write that the verdicts among them wait for."""
         if self.miner_gone is not None:
             return
-        if gate is None and not self._held:
+        if not durable and not self._held:
             self._write_miner(b"".join(lines))
             return
-        self._held.append((gate, lines))
-        if gate is not None and gate is not self._last_gate:
-            self._last_gate = gate
-            gate.add_done_callback(self._release_held)
+        spool = self.ctx.spool
+        needs = spool.pending_generation if durable else 0
+        self._held.append((needs, lines))
+        if durable and needs != self._waiting_for:
+            self._waiting_for = spool.when_written(self._release_held)
 
-    def _release_held(self, _: object = None) -> None:
+    def _release_held(self) -> None:
+        written = self.ctx.spool.written_generation
         data: list[bytes] = []
         released = 0
-        for gate, lines in self._held:
-            if gate is not None and not gate.done():
+        for needs, lines in self._held:
+            if needs > written:
                 break
             data += lines
             released += 1
@@ -352,7 +368,7 @@ class MinerConnection:
 
     async def send_reconnect(self) -> None:
         """Shutdown: ask the miner to come back (to another pod behind the Service)."""
-        self._to_miner([b'{"id":null,"method":"client.reconnect","params":[]}\n'], None)
+        self._to_miner([b'{"id":null,"method":"client.reconnect","params":[]}\n'], durable=False)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.drain(), 1)
 
@@ -362,12 +378,11 @@ class MinerConnection:
             out = Outbox()
             self.session.upstream_lost("connection closed before the pool answered", out)
             self._deliver(out)
-        if self._held and self.miner_gone is None and self._last_gate is not None:
-            # What the miner is still owed leaves once the spool has it (the gate is shared
-            # with other connections: shielded, never cancelled by this wait).
+        if self._held and self.miner_gone is None:
+            # what the miner is still owed leaves once the spool has it (then released by
+            # the callback registered for it, which runs before this future's waiter)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._last_gate), 2)
-            await asyncio.sleep(0)
+                await asyncio.wait_for(self.ctx.spool.written(), 2)
         for w in (self.writer, self.upstream_writer):
             if w is not None:
                 w.close()

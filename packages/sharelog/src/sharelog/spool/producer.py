@@ -1,16 +1,19 @@
 """The producer side of the spool, used by the proxy.
 
 ``append`` only touches memory. What was appended during one turn of the event loop is
-written out together at the start of the next, by one ``write(2)`` on a thread of the
-spool's own, so no miner's submit waits on a disk and a slow disk stalls no event loop.
-``written()`` is the durability barrier: a future that resolves once everything appended
-so far has been handed to the kernel. The proxy answers a miner only after it, so a
-crash of the process (SIGKILL, OOM) can't lose a share a miner was told about; what the
-kernel holds survives the process. A power loss or kernel crash can still take what the
-kernel had not yet written back. With ``fsync_interval`` set, every write is also
-fsynced before its barrier resolves, and writes are grouped so that at most one fsync
-happens per interval (a group commit): then a told share survives a power loss too, and
-a verdict waits at most about one interval plus the fsync.
+written out together at the start of the next, by one ``write(2)``: on the loop itself
+(a write to the page cache takes microseconds), or on the spool's own thread while the
+disk is stalling or when every write is fsynced, so a slow disk never stalls the loop.
+
+``when_written(callback)`` is the durability barrier: the callback runs, right after the
+write, once everything appended so far has been handed to the kernel (``written()`` is
+the same as a future). The proxy answers a miner only then, so a crash of the process
+(SIGKILL, OOM) can't lose a share a miner was told about: what the kernel holds
+survives the process. A power loss or kernel crash can still take what the kernel had
+not yet written back. With ``fsync_interval`` set, every write is also fsynced before
+its callbacks run, and writes are grouped so that at most one fsync happens per interval
+(a group commit): then a told share survives a power loss too, and a verdict waits at
+most about one interval plus the fsync.
 
 When the spool is over its size limit, or the disk refuses a write, events are dropped
 and counted, loudly, and mining goes on: a stalled farm costs more than the shares a
@@ -26,21 +29,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sharelog.codec import encode
 from sharelog.event import ShareEvent
-from sharelog.spool.format import (
-    HEADER,
-    MAGIC,
-    crc32,
-    fsync_directory,
-    list_segments,
-    read_checkpoint,
-    scan_valid_prefix,
-    segment_name,
-)
+from sharelog.spool.format import HEADER, MAGIC, crc32
+from sharelog.spool.recovery import open_segment, recover_tail, uncommitted_bytes
 
 log = logging.getLogger("sharelog.spool")
 
@@ -87,17 +83,21 @@ class SpoolProducer:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._waiting: asyncio.Future[None] | None = None  # resolves with the next write
+        # The barrier: callbacks for the events buffered now, which the next write carries.
+        # Writes are numbered; ``written_generation`` is the last one that returned.
+        self._callbacks: list[Callable[[], object]] = []
+        self.pending_generation = 1  # the number the buffered events will be written under
+        self.written_generation = 0
         self._write_scheduled = False
         self._writing: asyncio.Future[None] | None = None  # the write on the thread now
         self.writes = 0  # write(2) batches: appended / writes is the grouping achieved
         self._disk_slow = False  # writes go to the thread while the disk is stalling
         self.fsyncs = 0
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._next_seq, self._segment = self._recover()
-        self._fd = self._open_segment(self._segment)
+        self._next_seq, self._segment = recover_tail(self.directory)
+        self._fd = open_segment(self.directory, self._segment)
         self._segment_size = os.fstat(self._fd).st_size
-        self._disk_bytes = self._measure_disk()
+        self._disk_bytes = uncommitted_bytes(self.directory)
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -120,20 +120,34 @@ class SpoolProducer:
             self._loop.call_soon(self._start_write)
         return True
 
-    def written(self) -> asyncio.Future[None]:
-        """A future that resolves once every event appended so far has been written.
+    def when_written(self, callback: Callable[[], object]) -> int:
+        """Run ``callback`` once every event appended so far has been written; returns the
+        generation that write will have (compare with ``written_generation``).
 
         "Written" means a ``write(2)`` returned: a crash of this process can no longer lose
-        it. It also resolves when the write failed and the events were dropped (counted in
-        ``dropped``): the caller is never left waiting on a disk that refuses.
+        it. It also counts when the write failed and the events were dropped (counted in
+        ``dropped``): nobody is left waiting on a disk that refuses. Callbacks run on the
+        loop, in the order they were given, right after the write: no task, no future,
+        no extra turn of the loop per waiter.
         """
         assert self._loop is not None, "start() the producer on the running loop first"
-        if self._waiting is None:
-            self._waiting = self._loop.create_future()
+        self._callbacks.append(callback)
         if not self._write_scheduled:
             self._write_scheduled = True
             self._loop.call_soon(self._start_write)
-        return self._waiting
+        return self.pending_generation
+
+    def written(self) -> asyncio.Future[None]:
+        """``when_written`` as a future, for code that awaits (flush, shutdown, tests)."""
+        assert self._loop is not None, "start() the producer on the running loop first"
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.when_written(resolve)
+        return future
 
     # -- what operators watch -------------------------------------------------------------
 
@@ -171,22 +185,32 @@ class SpoolProducer:
             self._loop.call_later(wait, self._start_write)
             return
         buf, count = self._take()
-        waiting, self._waiting = self._waiting, None
-        if not count and waiting is None and not self._housekeeping_due():
+        callbacks, self._callbacks = self._callbacks, []
+        if not count and not callbacks and not self._housekeeping_due():
             return
+        generation = self.pending_generation
+        self.pending_generation += 1
         self.writes += 1 if count else 0
         sync = bool(count) and self.fsync_interval is not None
+        started = time.monotonic()
         if not sync and not self._disk_slow:
-            started = time.monotonic()
             self._write_out(buf, count)  # on the loop: no thread hand-off on the reply path
             self._note_write_time(time.monotonic() - started)
-            if waiting is not None and not waiting.done():
-                waiting.set_result(None)
+            self._release(generation, callbacks)
             return
-        started = time.monotonic()
         write = functools.partial(self._write_out, buf, count, force_fsync=sync)
         self._writing = self._loop.run_in_executor(self._executor, write)
-        self._writing.add_done_callback(lambda done: self._write_done(done, waiting, started))
+        self._writing.add_done_callback(
+            lambda done: self._write_done(done, generation, callbacks, started)
+        )
+
+    def _release(self, generation: int, callbacks: list[Callable[[], object]]) -> None:
+        self.written_generation = generation
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one waiter's bug must not keep the others waiting
+                log.exception("a spool-write callback failed")
 
     def _note_write_time(self, took: float) -> None:
         slow = took > _SLOW_WRITE_S
@@ -199,16 +223,16 @@ class SpoolProducer:
                 log.info("spool writes are fast again: writing on the event loop")
 
     def _write_done(
-        self, done: asyncio.Future[None], waiting: asyncio.Future[None] | None, started: float
-    ) -> None:
+        self, done: asyncio.Future[None], generation: int,
+        callbacks: list[Callable[[], object]], started: float,
+    ) -> None:  # fmt: skip
         self._writing = None
         if not done.cancelled() and done.exception() is not None:
             log.error("spool write failed: %r", done.exception())
         elif self.fsync_interval is None:
             self._note_write_time(time.monotonic() - started)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(None)
-        if (self._buf_count or self._waiting is not None) and not self._write_scheduled:
+        self._release(generation, callbacks)
+        if (self._buf_count or self._callbacks) and not self._write_scheduled:
             self._start_write()  # what arrived meanwhile, grouped into one write
 
     def _group_commit_wait(self) -> float:
@@ -250,8 +274,8 @@ class SpoolProducer:
             await asyncio.wait([self._writing])
             await asyncio.sleep(0)  # let its done-callback run
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
-        if self._waiting is not None and not self._waiting.done():
-            self._waiting.set_result(None)
+        callbacks, self._callbacks = self._callbacks, []
+        self._release(self.pending_generation, callbacks)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
 
@@ -291,7 +315,7 @@ class SpoolProducer:
                 self._rotate()
             if now - self._last_rescan > _RESCAN_EVERY_S:
                 # The writer deletes committed segments; learn how much room that freed.
-                self._disk_bytes = self._measure_disk()
+                self._disk_bytes = uncommitted_bytes(self.directory)
                 self._last_rescan = now
 
     def _write_records(self, buf: bytes, count: int) -> None:
@@ -322,7 +346,7 @@ class SpoolProducer:
     def _rotate(self) -> None:
         os.close(self._fd)
         self._segment = self._next_seq
-        self._fd = self._open_segment(self._segment)
+        self._fd = open_segment(self.directory, self._segment)
         self._segment_size = len(MAGIC)
 
     def _log_drop(self, why: str) -> None:
@@ -330,64 +354,3 @@ class SpoolProducer:
         if now - self._last_drop_log >= _DROP_LOG_EVERY_S:
             self._last_drop_log = now
             log.error("%s: dropping share events, %d dropped so far", why, self.dropped)
-
-    # -- opening --------------------------------------------------------------------------
-
-    def _recover(self) -> tuple[int, int]:
-        """Cut a torn tail off the last segment; return (next sequence, segment to write)."""
-        segments = list_segments(self.directory)
-        checkpoint = read_checkpoint(self.directory)
-        floor = checkpoint.seq if checkpoint else 0
-        if not segments:
-            return floor, floor
-        last = segments[-1]
-        path = self.directory / segment_name(last)
-        records, valid = scan_valid_prefix(path)
-        size = path.stat().st_size
-        if valid < size:
-            log.warning(
-                "spool: cut a torn tail of %d bytes off %s (a crash mid-write); "
-                "%d complete records kept",
-                size - valid,
-                path.name,
-                records,
-            )
-            with path.open("r+b") as fh:
-                fh.truncate(max(valid, len(MAGIC)) if valid else 0)
-                if not valid:
-                    fh.write(MAGIC)
-                fh.flush()
-                os.fsync(fh.fileno())
-        next_seq = max(last + records, floor)
-        # Resume in a fresh segment, unless the last one holds nothing yet.
-        return next_seq, last if records == 0 and last == next_seq else next_seq
-
-    def _open_segment(self, first_seq: int) -> int:
-        path = self.directory / segment_name(first_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, MAGIC)
-            fsync_directory(self.directory)
-        return fd
-
-    def _measure_disk(self) -> int:
-        """Bytes the writer has not committed yet: what the size limit bounds.
-
-        Disk use is at most this plus one segment, since the writer deletes a segment
-        once the checkpoint has moved past it.
-        """
-        try:
-            checkpoint = read_checkpoint(self.directory)
-        except ValueError:
-            checkpoint = None
-        total = 0
-        for seg in list_segments(self.directory):
-            if checkpoint is not None and seg < checkpoint.segment:
-                continue
-            try:
-                total += (self.directory / segment_name(seg)).stat().st_size
-            except FileNotFoundError:
-                continue
-        if checkpoint is not None:
-            total -= min(checkpoint.offset, total)
-        return total
