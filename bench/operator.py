@@ -1,6 +1,6 @@
 """``make bench-operator``: the operator on a real control plane, installed by our chart.
 
-- ``apply_to_children_ms``: from creating a StratumPool to its ConfigMap, Deployment,
+- ``apply_to_children_ms``: from creating a StratumPool to its ConfigMap, StatefulSet,
   Service and PDB all existing, p50/p99 over 50 pools (SQLite backend: no migration to
   wait for; the Job path adds the migration's own run time);
 - ``idle_cpu_percent`` and ``rss_mb``: the operator process with 200 pools converged,
@@ -50,7 +50,7 @@ def exists(cp: ControlPlane, path: str) -> bool:
 
 def children_paths(name: str) -> list[str]:
     return [f"/api/v1/namespaces/{NS}/configmaps/{name}-config",
-            f"/apis/apps/v1/namespaces/{NS}/deployments/{name}-proxy",
+            f"/apis/apps/v1/namespaces/{NS}/statefulsets/{name}-proxy",
             f"/api/v1/namespaces/{NS}/services/{name}",
             f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/{name}-proxy"]  # fmt: skip
 

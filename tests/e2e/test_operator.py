@@ -44,25 +44,25 @@ def test_apply_creates_every_child_and_reports_ready(
     cp.apply(secret(ns))
     cp.apply(pool("main", ns))
     cp.wait("the ConfigMap", lambda: cp.get("configmap", "main-config", ns), 30)
-    assert cp.get("deployment", "main-proxy", ns) is None, "no proxies before the schema"
+    assert cp.get("statefulset", "main-proxy", ns) is None, "no proxies before the schema"
     assert condition(cp, "main", ns, "SchemaReady")["reason"] == "Migrating"
     job = migrated(cp, "main", ns)
     assert job.startswith("main-migrate-")
-    deployment = cp.wait("the Deployment", lambda: cp.get("deployment", "main-proxy", ns), 30)
+    statefulset = cp.wait("the StatefulSet", lambda: cp.get("statefulset", "main-proxy", ns), 30)
     service = cp.get("service", "main", ns)
     pdb = cp.get("poddisruptionbudget", "main-proxy", ns)
     assert service is not None and pdb is not None
-    pod = deployment["spec"]["template"]["spec"]
+    pod = statefulset["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["containers"]] == ["proxy", "writer"]
     assert pod["securityContext"]["runAsNonRoot"] and all(
         c["securityContext"]["readOnlyRootFilesystem"] for c in pod["containers"]
     )
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["externalTrafficPolicy"] == "Local"
-    for child in (deployment, service, pdb):
+    for child in (statefulset, service, pdb):
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["kind"] == "StratumPool" and owner["name"] == "main" and owner["controller"]
-    pods = cp.wait("the ReplicaSet's two pods", lambda: len(proxy_pods(cp, "main", ns)) == 2 and
+    pods = cp.wait("the StatefulSet's two pods", lambda: len(proxy_pods(cp, "main", ns)) == 2 and
                    proxy_pods(cp, "main", ns), 30)  # fmt: skip
     for i, p in enumerate(pods):
         cp.set_pod_ready(ns, p["metadata"]["name"], f"127.0.0.{10 + i}")
@@ -90,7 +90,7 @@ def test_missing_secret_blocks_the_rollout_with_a_clear_condition(
     assert "Secret 'db' not found" in cond["message"]
     assert status(cp, "nosecret", ns)["phase"] == "Blocked"
     time.sleep(2)
-    assert cp.get("deployment", "nosecret-proxy", ns) is None
+    assert cp.get("statefulset", "nosecret-proxy", ns) is None
     assert cp.kubectl("get", "jobs", "-n", ns, "-o", "name").strip() == ""
     assert any(e["reason"] == "SecretMissing" and e["type"] == "Warning" for e in events(cp, ns))
     cp.apply(secret(ns))  # fixed: the operator proceeds on its own
@@ -111,24 +111,24 @@ def test_a_failed_migration_is_reported_and_no_proxy_rolls_out(
     assert "PodFailurePolicy" in cond["message"] and "retrying in" in cond["message"]
     assert status(cp, "badschema", ns)["phase"] == "SchemaFailed"
     assert any(e["reason"] == "MigrationFailed" for e in events(cp, ns))
-    assert cp.get("deployment", "badschema-proxy", ns) is None
+    assert cp.get("statefulset", "badschema-proxy", ns) is None
 
 
-def test_config_change_rolls_hand_deleted_deployment_returns_deletion_cleans_up(
+def test_config_change_rolls_hand_deleted_statefulset_returns_deletion_cleans_up(
     installed_chart: ControlPlane, ns: str
 ) -> None:
     cp = installed_chart
     cp.apply(secret(ns))
     cp.apply(pool("life", ns))
     migrated(cp, "life", ns)
-    first = cp.wait("the Deployment", lambda: cp.get("deployment", "life-proxy", ns), 30)
+    first = cp.wait("the StatefulSet", lambda: cp.get("statefulset", "life-proxy", ns), 30)
     hash_key = "stratum.io/config-hash"
     old_hash = first["spec"]["template"]["metadata"]["annotations"][hash_key]
     cp.apply(pool("life", ns, persistence={"backend": "postgres", "databaseUrlSecret": {"name": "db"},
                                           "batchSize": 1000}))  # fmt: skip
 
     def new_hash() -> bool:
-        d = cp.get("deployment", "life-proxy", ns) or {}
+        d = cp.get("statefulset", "life-proxy", ns) or {}
         return d.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {}).get(
             hash_key
         ) not in (None, old_hash)
@@ -136,12 +136,18 @@ def test_config_change_rolls_hand_deleted_deployment_returns_deletion_cleans_up(
     cp.wait("a new config hash on the pod template", new_hash, 30)
     assert '"batch_size": 1000' in cp.get("configmap", "life-config", ns)["data"]["writer.json"]  # type: ignore[index]
     assert any(e["reason"] == "RollingOut" for e in events(cp, ns))
-    cp.kubectl("delete", "deployment", "life-proxy", "-n", ns, "--wait=false")
-    cp.wait("the Deployment restored", lambda: (cp.get("deployment", "life-proxy", ns) or {}).get(
+    cp.kubectl("delete", "statefulset", "life-proxy", "-n", ns, "--wait=false")
+    cp.wait("the StatefulSet restored", lambda: (cp.get("statefulset", "life-proxy", ns) or {}).get(
         "metadata", {}).get("uid") not in (None, first["metadata"]["uid"]), 40)  # fmt: skip
     assert any(e["reason"] == "Restored" for e in events(cp, ns))
-    cp.kubectl("delete", "stratumpool", "life", "-n", ns)
-    for kind, child in (("deployment", "life-proxy"), ("configmap", "life-config"), ("service", "life"),
+    cp.kubectl("delete", "stratumpool", "life", "-n", ns, "--wait=false")
+    # its two spool claims are drained first: play the kubelet for their drain Jobs
+    drains = cp.wait("a drain Job per claim", lambda: len(jobs(cp, ns, "drain")) == 2 and
+                     jobs(cp, ns, "drain"), 40)  # fmt: skip
+    assert cp.get("stratumpool", "life", ns) is not None, "held by its finalizer meanwhile"
+    for job in drains:
+        finish_job_pod(cp, ns, job["metadata"]["name"], 0)
+    for kind, child in (("statefulset", "life-proxy"), ("configmap", "life-config"), ("service", "life"),
                         ("poddisruptionbudget", "life-proxy")):  # fmt: skip
         cp.wait(
             f"{kind} {child} garbage-collected",

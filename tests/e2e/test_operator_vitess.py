@@ -63,7 +63,7 @@ def test_the_keyspace_job_runs_first_then_migration_then_proxies(
     cp.wait("KeyspaceReady", lambda: condition(cp, "main", ns, "KeyspaceReady").get("status")
             == "True", 40)  # fmt: skip
     migrated(cp, "main", ns)
-    cp.wait("the Deployment", lambda: cp.get("deployment", "main-proxy", ns), 30)
+    cp.wait("the StatefulSet", lambda: cp.get("statefulset", "main-proxy", ns), 30)
     writer = json.loads(cp.get("configmap", "main-config", ns)["data"]["writer.json"])  # type: ignore[index]
     assert writer["vitess_shards"] == ["-40", "40-80", "80-c0", "c0-"]
     assert status(cp, "main", ns)["keyspace"]["ready"] is True
@@ -83,7 +83,7 @@ def test_a_failed_keyspace_job_is_reported_and_blocks_the_schema(
             == "KeyspaceFailed", 40)  # fmt: skip
     assert "retrying in" in condition(cp, "bad", ns, "KeyspaceReady")["message"]
     assert status(cp, "bad", ns)["phase"] == "KeyspaceFailed"
-    assert not jobs(cp, ns, "migration") and cp.get("deployment", "bad-proxy", ns) is None
+    assert not jobs(cp, ns, "migration") and cp.get("statefulset", "bad-proxy", ns) is None
 
 
 def vitess_cluster(ns: str) -> dict[str, Any]:

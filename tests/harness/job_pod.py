@@ -22,6 +22,7 @@ class Step:
     returncode: int
     stdout: str
     stderr: str
+    termination_message: str = ""  # what the container wrote to its terminationMessagePath
 
 
 def _host_path(arg: str, mounts: dict[str, Path]) -> str:
@@ -56,6 +57,10 @@ def run_job_pod(
         for mount in container.get("volumeMounts", []):
             mounts[mount["mountPath"]] = volumes / mount["name"]
             mounts[mount["mountPath"]].mkdir(parents=True, exist_ok=True)
+        # the kubelet backs the termination log with a file of its own, per container
+        termination = volumes / f"{container['name']}.termination-log"
+        termination.unlink(missing_ok=True)
+        mounts[container.get("terminationMessagePath", "/dev/termination-log")] = termination
         # the manifest's own words are mapped; the host's stand-in for an ENTRYPOINT is not
         mapped = [*([] if command else entrypoints[container["image"]]),
                   *(_host_path(arg, mounts) for arg in argv)]  # fmt: skip
@@ -63,7 +68,27 @@ def run_job_pod(
         env.update({e["name"]: e["value"] for e in container.get("env", [])})
         out = subprocess.run(mapped, capture_output=True, text=True, env=env, timeout=120,
                              check=False)  # fmt: skip
-        steps.append(Step(container["name"], argv, out.returncode, out.stdout, out.stderr))
+        message = termination.read_text() if termination.exists() else ""
+        steps.append(Step(container["name"], argv, out.returncode, out.stdout, out.stderr, message))
         if out.returncode != 0 and container["name"] not in may_fail:
             break
     return steps
+
+
+def project_volumes(pod: dict[str, Any], volumes: Path, files: dict[str, dict[str, str]]) -> None:
+    """The kubelet's projection of ConfigMap and Secret volumes: ``files`` maps a volume
+    name to its files' contents. Container paths inside them (the spool, the database
+    URL file) are rewritten to the host directories that stand for the mounts, as the
+    command line's are, and a listen address on all interfaces becomes a free loopback
+    port (a pod has its own network; this host is shared)."""
+    mounts = {m["mountPath"]: volumes / m["name"]
+              for c in pod["containers"] for m in c.get("volumeMounts", [])}  # fmt: skip
+    for volume, contents in files.items():
+        (volumes / volume).mkdir(parents=True, exist_ok=True)
+        # one pass, longest mount first, so a mapped host path is never mapped again
+        paths = "|".join(re.escape(m) for m in sorted(mounts, key=len, reverse=True))
+        container_path = re.compile(rf'"({paths})(?=[/"])')
+        for key, text in contents.items():
+            mapped = container_path.sub(lambda m: f'"{mounts[m.group(1)]}', text)
+            mapped = re.sub(r'"0\.0\.0\.0:\d+"', '"127.0.0.1:0"', mapped)
+            (volumes / volume / key).write_text(mapped)

@@ -71,8 +71,8 @@ class ControlPlane(ProcessGroup):
             str(self.bin / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig}",
             "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
             f"--service-account-private-key-file={d / 'sa.key'}",
-            "--controllers=garbagecollector,deployment,replicaset,job,namespace,serviceaccount,"
-            "disruption,ttl-after-finished,endpointslice",
+            "--controllers=garbagecollector,deployment,replicaset,statefulset,job,namespace,"
+            "serviceaccount,disruption,ttl-after-finished,endpointslice,pvc-protection",
         ])  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:

@@ -88,3 +88,58 @@ def test_tls_and_pod_overrides_reach_the_pod() -> None:
     assert any(m["name"] == "tls" for m in pod["containers"][0]["volumeMounts"])
     settings = json.loads(desired_objects("p", "ns", s).config["data"]["proxy.json"])
     assert settings["tls_cert_file"] == "/etc/stratum/tls/tls.crt"
+
+
+def test_each_proxy_pod_gets_a_spool_claim_kubernetes_never_deletes() -> None:
+    sts = desired_objects("p", "ns", spec(spool={"size": "20Gi", "storageClassName": "fast"}))
+    sts_ = sts.workload[0]
+    assert sts_["kind"] == "StatefulSet" and sts_["spec"]["serviceName"] == "p-proxy-pods"
+    (claim,) = sts_["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "spool"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert sts_["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain", "whenScaled": "Retain"}  # fmt: skip
+    assert "spool" not in {v["name"] for v in pod_of(sts)["volumes"]}, "the claim, not a volume"
+    settings = json.loads(sts.config["data"]["proxy.json"])
+    assert settings["spool_max_bytes"] == 20 * 2**30 * 9 // 10
+    headless = sts.workload[1]
+    assert headless["spec"]["clusterIP"] == "None"
+
+
+def test_an_ephemeral_spool_is_an_emptydir_and_no_claim() -> None:
+    children = desired_objects("p", "ns", spec(spool={"ephemeral": True, "size": "2Gi"}))
+    sts = children.workload[0]
+    assert "volumeClaimTemplates" not in sts["spec"]
+    volumes = {v["name"]: v for v in pod_of(children)["volumes"]}
+    assert volumes["spool"] == {"name": "spool", "emptyDir": {"sizeLimit": "2Gi"}}
+
+
+def test_the_drain_job_mounts_the_claim_and_never_gives_up_on_shares() -> None:
+    from stratum_operator.builders.drain import build_drain_job
+
+    job = build_drain_job(
+        "p", "ns", spec(), ordinal=2, claim="spool-p-proxy-2", claim_uid="abcdef123456"
+    )
+    assert job["metadata"]["name"] == "p-drain-2-abcdef12"
+    assert "activeDeadlineSeconds" not in job["spec"] and job["spec"]["backoffLimit"] >= 100
+    pod = job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["spool"]["persistentVolumeClaim"] == {"claimName": "spool-p-proxy-2"}
+    (container,) = pod["containers"]
+    assert container["args"][-3:] == ["drain", "--summary-file", "/dev/termination-log"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    statefulset = desired_objects("p", "ns", spec()).workload[0]["spec"]["template"]["spec"]
+    writer_mounts = {
+        m["name"]: m["mountPath"] for m in statefulset["containers"][1]["volumeMounts"]
+    }
+    for name in ("config", "spool", "tmp", "database"):  # one pod fact, the same paths
+        assert mounts[name] == writer_mounts[name]
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    codes = rules[1]["onExitCodes"]["values"]
+    assert 4 in codes and codes == sorted(codes), "dead letters keep the claim; in order"
+    assert (
+        pod["securityContext"]["runAsNonRoot"]
+        and container["securityContext"]["readOnlyRootFilesystem"]
+    )

@@ -59,11 +59,14 @@ def can(cp: ControlPlane, verb: str, resource: str) -> bool:
 
 def test_the_operator_gets_exactly_what_it_uses(installed_chart: ControlPlane) -> None:
     cp = installed_chart
-    for verb, resource in [("patch", "deployments.apps"), ("patch", "stratumpools.stratum.io"),
+    for verb, resource in [("patch", "statefulsets.apps"), ("patch", "stratumpools.stratum.io"),
                            ("patch", "stratumpools.stratum.io/status"), ("get", "secrets"),
-                           ("delete", "jobs.batch"), ("patch", "pods"), ("create", "events")]:  # fmt: skip
+                           ("delete", "jobs.batch"), ("patch", "pods"), ("create", "events"),
+                           ("list", "persistentvolumeclaims"), ("delete", "persistentvolumeclaims"),
+                           ("delete", "deployments.apps")]:  # fmt: skip
         assert can(cp, verb, resource), f"needs {verb} {resource}"
-    for verb, resource in [("list", "secrets"), ("delete", "deployments.apps"), ("create", "pods"),
+    for verb, resource in [("list", "secrets"), ("patch", "deployments.apps"), ("create", "pods"),
+                           ("create", "persistentvolumeclaims"), ("delete", "statefulsets.apps"),
                            ("delete", "stratumpools.stratum.io"), ("get", "nodes"),
                            ("create", "clusterroles.rbac.authorization.k8s.io")]:  # fmt: skip
         assert not can(cp, verb, resource), f"must not {verb} {resource}"

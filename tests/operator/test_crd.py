@@ -117,3 +117,20 @@ def test_the_spec_model_has_the_crds_defaults() -> None:
             value = value[part]
         assert value == default, f"spec.{path}: CRD default {default!r}, model {value!r}"
     assert isinstance(parse_spec(minimal), StratumPoolSpec)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"size": "50Gi"}, "spool.size is fixed once the claims exist"),
+        ({"ephemeral": True}, "spool.ephemeral can't change on an existing pool"),
+        ({"storageClassName": "fast"}, "spool.storageClassName is fixed"),
+    ],
+)
+def test_the_spool_claims_template_cant_change_under_running_pods(
+    installed_chart: ControlPlane, change: dict[str, Any], message: str
+) -> None:
+    name = f"spool-{next(iter(change)).lower()}"
+    installed_chart.apply(pool(name, spool={"size": "10Gi"}))
+    out = installed_chart.apply(pool(name, spool={"size": "10Gi", **change}), check=False)
+    assert message in out, out

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TYPES = ("Ready", "KeyspaceReady", "SchemaReady", "Progressing", "Degraded", "ScalingActive")
+TYPES = ("Ready", "KeyspaceReady", "SchemaReady", "Progressing", "Degraded", "ScalingActive",
+         "SpoolEphemeral")  # fmt: skip
 
 
 @dataclass(frozen=True)

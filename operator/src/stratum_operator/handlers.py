@@ -2,8 +2,9 @@
 
 Create, update and resume converge at once; a timer converges again every few seconds
 (so a child deleted or edited by hand comes back) and reads the pods for status and
-writer scaling. Deleting a StratumPool needs no handler: every child carries an owner
-reference, and Kubernetes' garbage collector removes exactly those.
+writer scaling. Deleting a StratumPool: its spool claims are drained first, while our
+own finalizer holds it (``deletion.py``); then every child, which carries an owner
+reference, goes with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from stratum_operator import metrics
+from stratum_operator import deletion, metrics
 from stratum_operator.k8s import session
 from stratum_operator.reconcile import reconcile
 
@@ -63,6 +64,14 @@ async def converge_and_scale(
 ) -> None:
     with metrics.reconciling("timer"):
         await reconcile(body, patch, memo, logger, scale=True)
+
+
+# optional: kopf adds no finalizer of its own for this; ours exists only while the pool
+# has spool claims, and it is what keeps a pool being deleted around for this handler
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def drain_before_delete(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    with metrics.reconciling("delete"):
+        await deletion.finalize(body, memo, logger)
 
 
 @kopf.on.cleanup()

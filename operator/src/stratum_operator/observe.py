@@ -84,3 +84,25 @@ async def read_pods(
         else:
             readings.append(result)
     return readings, errors
+
+
+@dataclass(frozen=True)
+class WriterState:
+    queue: int  # shares in its spool, not yet committed
+    database_up: bool
+
+
+async def read_writer(pod: dict[str, Any], writer_port: int) -> WriterState | None:
+    """One writer's queue and database state, or None when it doesn't answer."""
+    ip = pod.get("status", {}).get("podIP")
+    if not ip:
+        return None
+    try:
+        async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+            samples = await _scrape(session, f"http://{ip}:{writer_port}/metrics")
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None
+    return WriterState(
+        queue=int(samples.get("stratum_writer_queue_events", 0)),
+        database_up=samples.get("stratum_writer_backend_up", 0) == 1,
+    )

@@ -3,47 +3,34 @@ status that tells the truth about it.
 
 Order matters and is enforced here: Secrets exist → (Vitess: the keyspace placed) →
 ConfigMap → (Vitess: the keyspace Job) → migration Job → only once the Jobs have
-succeeded, the Deployment, Service and PDB. A failed Job is retried with backoff, and
-proxies are never rolled out against a schema they don't match. The pass is idempotent:
-the create/update/resume handlers and the timer all run it, and it converges whatever
-was edited or deleted by hand.
+succeeded, the StatefulSet, its Services and PDB → the Deployment of an older release
+retired once its spools can drain → spool claims whose pod is gone drained and deleted.
+A failed Job is retried with backoff, and proxies are never rolled out against a schema
+they don't match. The pass is idempotent: the create/update/resume handlers and the
+timer all run it, and it converges whatever was edited or deleted by hand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from stratum_operator import job_gate
+from stratum_operator import job_gate, spool_claims
 from stratum_operator.builders import Children, desired_objects, naming
 from stratum_operator.conditions import Condition, merge, phase
-from stratum_operator.k8s import applying, fetching
+from stratum_operator.k8s import applying, fetching, patching
+from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec, parse_spec
 from stratum_operator.vitess_cluster import place_keyspace
+from stratum_operator.workload import report_rollout, retire_deployment, roll_out
 from stratum_operator.writer_scaling import scale_writers
 
 FULL_PASS_S = 60.0  # a full re-apply at least this often; timer ticks between only read
-
-
-@dataclass
-class Outcome:
-    """What one pass found; turned into conditions and status at the end."""
-
-    conditions: list[Condition] = field(default_factory=list)
-    status: dict[str, Any] = field(default_factory=dict)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-
-    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        self.conditions.append(Condition(type_, status, reason, message))
-
-    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
-        self.events.append(("Warning" if warning else "Normal", reason, message))
 
 
 def _now() -> str:
@@ -53,6 +40,8 @@ def _now() -> str:
 async def reconcile(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, *, scale: bool
 ) -> None:
+    if body.metadata.get("deletionTimestamp"):
+        return  # being deleted: deletion.finalize drains it; nothing is re-applied
     lock = memo.setdefault("lock", asyncio.Lock())
     async with lock:  # the timer and the event handlers never interleave on one pool
         out = Outcome()
@@ -89,10 +78,14 @@ async def _light_tick(
         return False  # blocked or migrating: the full pass is what moves it on
     name, namespace = body.metadata.name, body.metadata.namespace
     assert name is not None and namespace is not None
-    current = await fetching.get("apps/v1", "Deployment", namespace, naming.deployment_name(name))
+    current = await fetching.get("apps/v1", "StatefulSet", namespace, naming.proxy_name(name))
     if current is None:
         return False
-    _report_rollout(current, spec.proxy.replicas, out)
+    report_rollout(current, spec.proxy.replicas, out)
+    if memo.get("retiring_deployment"):  # followed every tick until it is gone
+        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, current, out)
+    if memo.get("claims_in_flight"):  # only while a drain is under way: idle pools don't list
+        await _tend_claims(body, spec, memo, out)
     await scale_writers(body, spec, status, memo, out)
     return True
 
@@ -135,9 +128,39 @@ async def _converge(
     if not await _schema_ready(children, status, out):
         out.condition("Degraded", False, "AsExpected", "")
         return
-    await _roll_out(children, status, out)
+    sts = await roll_out(children, status, out)
+    memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
+    await _tend_claims(body, spec, memo, out)
+    await _hold_deletion_for_claims(body, spec)
     if scale:
         await scale_writers(body, spec, status, memo, out)
+
+
+async def _tend_claims(
+    body: kopf.Body, spec: StratumPoolSpec, memo: kopf.Memo, out: Outcome
+) -> None:
+    """status.spool: the claims whose pod is gone, and what they still hold."""
+    orphans = await spool_claims.tend(body, spec, out, keep=spec.proxy.replicas,
+                                      last_queues=memo.get("pod_queues", {}))  # fmt: skip
+    memo["claims_in_flight"] = bool(orphans)
+    if spec.spool.ephemeral:
+        out.condition("SpoolEphemeral", True, "EmptyDir",
+                      "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
+                      "are lost with their pod")  # fmt: skip
+    known = [o.shares for o in orphans if o.shares is not None]
+    out.status["spool"] = {
+        "claims": [o.as_status() for o in orphans],
+        "sharesHeld": sum(known) if known else None,
+    }
+
+
+async def _hold_deletion_for_claims(body: kopf.Body, spec: StratumPoolSpec) -> None:
+    """While spool claims may hold shares, deleting the pool waits for their drain.
+
+    SQLite pools keep their database on the claims, which Kubernetes retains; nothing
+    there is drained, so nothing waits."""
+    wanted = not spec.spool.ephemeral and spec.persistence.backend != "sqlite"
+    await patching.set_finalizer(dict(body), naming.SPOOL_FINALIZER, present=wanted)
 
 
 async def _schema_ready(children: Children, status: dict[str, Any], out: Outcome) -> bool:
@@ -152,47 +175,6 @@ async def _schema_ready(children: Children, status: dict[str, Any], out: Outcome
         )
         return True
     return await job_gate.passed(job_gate.SCHEMA, children.migration, status, out)
-
-
-async def _roll_out(children: Children, status: dict[str, Any], out: Outcome) -> None:
-    deployment = children.workload[0]
-    meta = deployment["metadata"]
-    before = await fetching.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
-    wanted_hash = deployment["spec"]["template"]["metadata"]["annotations"][
-        naming.CONFIG_HASH_ANNOTATION
-    ]
-    if before is None and status.get("observedGeneration") is not None:
-        out.event("Restored", f"Deployment {meta['name']} was missing; re-created it")
-    elif before is not None:
-        had = before["spec"]["template"]["metadata"].get("annotations", {})
-        if had.get(naming.CONFIG_HASH_ANNOTATION) != wanted_hash:
-            out.event("RollingOut", f"configuration changed ({wanted_hash}): rolling the proxies")
-    applied = [await applying.apply(obj) for obj in children.workload]
-    _report_rollout(applied[0], deployment["spec"]["replicas"], out)
-
-
-def _report_rollout(deployment: dict[str, Any], desired: int, out: Outcome) -> None:
-    current = deployment.get("status", {})
-    ready = int(current.get("readyReplicas", 0))
-    updated = int(current.get("updatedReplicas", 0))
-    out.status.update(replicas=desired, readyReplicas=ready, ready=f"{ready}/{desired}")
-    generation = deployment["metadata"].get("generation", 0)
-    rolling = (
-        updated < desired or ready < desired or current.get("observedGeneration", 0) < generation
-    )
-    out.condition(
-        "Progressing",
-        rolling,
-        "RollingOut" if rolling else "Complete",
-        f"{updated} of {desired} pods updated, {ready} ready",
-    )
-    out.condition("Degraded", False, "AsExpected", "")
-    out.condition(
-        "Ready",
-        ready >= desired and not rolling,
-        "AllReplicasReady" if ready >= desired else "ReplicasNotReady",
-        f"{ready}/{desired} proxy pods ready",
-    )
 
 
 def _write_status(

@@ -61,7 +61,14 @@ class PersistenceSpec(_Model):
     database_url_secret: SecretKeyRef | None = Field(None, alias="databaseUrlSecret")
     batch_size: int = Field(5000, alias="batchSize")
     batch_timeout_ms: int = Field(200, alias="batchTimeoutMs")
-    spool_size_limit: str = Field("1Gi", alias="spoolSizeLimit")
+
+
+class SpoolSpec(_Model):
+    """Each proxy pod's spool: a claim that outlives the pod, unless ``ephemeral``."""
+
+    size: str = "1Gi"
+    storage_class_name: str | None = Field(None, alias="storageClassName")
+    ephemeral: bool = False
 
 
 class VitessSpec(_Model):
@@ -97,6 +104,7 @@ class StratumPoolSpec(_Model):
     routes: dict[str, list[str]] = {}
     proxy: ProxySpec = ProxySpec()
     persistence: PersistenceSpec
+    spool: SpoolSpec = SpoolSpec()
     vitess: VitessSpec | None = None
     writer: WriterSpec = WriterSpec()
     pod_template: PodTemplateSpec = Field(PodTemplateSpec(), alias="podTemplate")

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import kopf
 
 from stratum_operator.builders import naming
 from stratum_operator.k8s import fetching, patching
 from stratum_operator.observe import PodReading, read_pods, ready_pods
+from stratum_operator.outcome import Outcome
 from stratum_operator.scaling import decide
 from stratum_operator.spec import StratumPoolSpec
-
-if TYPE_CHECKING:
-    from stratum_operator.reconcile import Outcome
 
 DECISIONS_KEPT = 5
 
@@ -117,6 +115,8 @@ def _report_traffic(readings: list[Any], memo: kopf.Memo, out: Outcome) -> None:
     if last is not None and now > last[0]:
         rate = max(total - last[1], 0.0) / (now - last[0])  # a restarted pod resets to 0
     memo["shares"] = (now, total)
+    # each pod's last queue, kept after it is gone: what its claim held when it went
+    memo.setdefault("pod_queues", {}).update({r.pod: r.queue for r in readings})
     out.status.update(
         miners=sum(r.miners for r in readings),
         sharesPerSecond=round(rate, 1),

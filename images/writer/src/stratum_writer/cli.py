@@ -1,8 +1,14 @@
 """``stratum-writer``: run (drain the spool), migrate (apply the schema), replay (dead letters).
 
-export-vitess and verify-vschema are steps of the operator's Vitess keyspace Job.
-Exit codes: 0 done, 1 replay left shares that still fail (or the VSchema differs), 2 bad
-configuration or a database that cannot be reached at start, 3 the schema is not migrated.
+``drain`` empties a spool no proxy writes to any more (a claim whose pod is gone) and
+exits; it is the operator's drain Job. export-vitess and verify-vschema are steps of the
+operator's Vitess keyspace Job.
+
+Exit codes: 0 done (``drain``: the spool is empty and holds no dead letters), 1 replay
+left shares that still fail (or the VSchema differs), 2 bad configuration or a database
+that cannot be reached at start (``drain`` waits for it instead), 3 the schema is not
+migrated, 4 ``drain``: the spool is empty but dead letters remain beside it (replay
+them before the volume goes), 75 ``drain``: stopped (SIGTERM) before the spool was empty.
 Every failure at start is one line on stderr naming the cause, never the password.
 """
 
@@ -10,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -21,7 +29,7 @@ from typing import Any
 from sharelog import logfmt
 from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
-from sharelog.spool import SpoolReader
+from sharelog.spool import SpoolProducer, SpoolReader
 from sharelog.status_http import StatusServer
 from stratum_writer import __version__, vitess_keyspace
 from stratum_writer.backends import Backend, open_backend, redact
@@ -34,10 +42,18 @@ from stratum_writer.metrics import WriterMetrics
 log = logging.getLogger("stratum_writer")
 
 
+EXIT_DEAD_LETTERS_LEFT = 4
+EXIT_STOPPED_EARLY = 75  # EX_TEMPFAIL: run it again
+_CONNECT_RETRY_CAP_S = 30.0
+
+
 class StartupError(Exception):
-    def __init__(self, message: str, code: int = 2) -> None:
+    """``unreachable``: the database did not answer (an outage, worth waiting out)."""
+
+    def __init__(self, message: str, code: int = 2, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.unreachable = unreachable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dead-letter-file", type=Path)
     run.add_argument("--pg-strategy", choices=["unnest", "copy"])
     run.add_argument("--migrate", action="store_true", help="apply migrations first")
+    drain = sub.add_parser("drain", help="empty a spool no proxy writes to any more, then exit")
+    drain.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz")
+    drain.add_argument("--drain-timeout", dest="drain_timeout_s", type=float)
+    drain.add_argument(
+        "--summary-file", type=Path, help="also write the JSON summary here (a termination log)"
+    )
     sub.add_parser("migrate", help="apply pending schema migrations, then exit")
     replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
     replay.add_argument("file", type=Path)
@@ -84,8 +106,28 @@ async def _connect(config: WriterConfig, pool_size: int) -> tuple[Backend, str]:
     try:
         await asyncio.wait_for(backend.connect(pool_size), 15)
     except Exception as exc:
-        raise StartupError(f"cannot connect to {redact(url)}: {describe(exc)}") from None
+        raise StartupError(
+            f"cannot connect to {redact(url)}: {describe(exc)}", unreachable=True
+        ) from None
     return backend, url
+
+
+async def _connect_waiting(config: WriterConfig, pool_size: int, stop: asyncio.Event) -> Backend:
+    """For ``drain``: a database that is down is an outage to wait out, not a reason to exit
+    (its Job would burn its retries on it); a wrong URL still fails at once."""
+    delay = 1.0
+    while True:
+        try:
+            return (await _connect(config, pool_size))[0]
+        except StartupError as exc:
+            if not exc.unreachable:
+                raise
+            log.warning("%s; retrying in %.0fs", exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            raise StartupError("stopped while waiting for the database", EXIT_STOPPED_EARLY)
+        delay = min(delay * 2, _CONNECT_RETRY_CAP_S)
 
 
 async def _migrate(config: WriterConfig) -> int:
@@ -102,8 +144,18 @@ async def _migrate(config: WriterConfig) -> int:
     return 0
 
 
-async def _run(config: WriterConfig, migrate_first: bool) -> int:
-    backend, url = await _connect(config, config.max_workers)
+async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | None = None) -> int:
+    """``run``; or, with ``drain_to`` (the summary file, or /dev/null), ``drain``."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if drain_to is not None:
+        backend = await _connect_waiting(config, config.max_workers, stop)
+        url = database_url(config)
+        SpoolProducer(config.spool_dir).close_sync()  # cut a torn tail, as a proxy would
+    else:
+        backend, url = await _connect(config, config.max_workers)
     metrics = WriterMetrics()
     try:
         if migrate_first or backend.dialect == "sqlite":
@@ -148,24 +200,46 @@ async def _run(config: WriterConfig, migrate_first: bool) -> int:
     server = StatusServer(metrics.registry, ready, drainer.update_gauges)
     host, port = config.listen_address()
     bound = await server.start(host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # "where is it stuck?", live
     log.info(
         "writing shares from %s to %s (schema %d, metrics on :%d)",
         config.spool_dir, redact(url), version, bound,
     )  # fmt: skip
     try:
-        await drainer.run(stop, config.drain_timeout_s)
+        await drainer.run(stop, config.drain_timeout_s, until_empty=drain_to is not None)
     finally:
         await server.close()
         await backend.close()
         reader.close()
     depth = reader.queue_depth()
     log.info("stopped; %d shares left in the spool", depth.events)
-    return 0
+    if drain_to is None:
+        return 0
+    # every dead letter beside this spool, this process's and any earlier writer's
+    dead = (
+        sum(1 for _ in read_dead_letters(config.dead_letters))
+        if config.dead_letters.exists()
+        else 0
+    )
+    return _drain_summary(metrics, depth.events, dead, drain_to)
+
+
+def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> int:
+    """One JSON line on stdout and in ``path`` (the operator reads it from the pod's
+    termination message); the exit code says whether the volume may go."""
+    summary = {
+        "stored": int(metrics.inserted._value.get()),
+        "already_stored": int(metrics.duplicates._value.get()),
+        "left": left,
+        "dead_letters": dead,
+    }
+    line = json.dumps(summary)
+    print(line, flush=True)
+    with contextlib.suppress(OSError):
+        path.write_text(line)
+    if left:
+        return EXIT_STOPPED_EARLY
+    return EXIT_DEAD_LETTERS_LEFT if dead else 0
 
 
 async def _replay(config: WriterConfig, path: Path) -> int:
@@ -232,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("export-vitess", "verify-vschema"):
         return _vitess_files(args)
     overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k not in {"config", "command", "migrate", "file"}
+        k: v
+        for k, v in vars(args).items()
+        if k not in {"config", "command", "migrate", "file", "summary_file"}
     }
     try:
         config = load_config(args.config, overrides)
@@ -246,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(config))
         if args.command == "replay":
             return asyncio.run(_replay(config, args.file))
+        if args.command == "drain":
+            return asyncio.run(_run(config, False, drain_to=args.summary_file or Path(os.devnull)))
         return asyncio.run(_run(config, args.migrate))
     except (ConfigError, StartupError) as exc:
         print(f"stratum-writer: {exc}", file=sys.stderr)

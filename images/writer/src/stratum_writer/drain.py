@@ -82,6 +82,7 @@ class Drainer:
         self._retire = 0
         self._jobs: dict[int, int] = {}  # id(job) -> oldest submitted_at, while in flight
         self._stopping = False
+        self._until_empty = False
         self._deadline = float("inf")
 
     # -- public ---------------------------------------------------------------------------
@@ -90,8 +91,15 @@ class Drainer:
         """True once shutdown's drain deadline has passed."""
         return self._stopping and time.monotonic() >= self._deadline
 
-    async def run(self, stop: asyncio.Event, drain_timeout: float) -> None:
-        """Drain until ``stop``; then finish what the spool holds within ``drain_timeout``."""
+    async def run(
+        self, stop: asyncio.Event, drain_timeout: float, *, until_empty: bool = False
+    ) -> None:
+        """Drain until ``stop``; then finish what the spool holds within ``drain_timeout``.
+
+        ``until_empty``: no producer writes any more (a claim whose pod is gone), so the
+        end of the spool is the end of the work; ``stop`` still bounds it by the deadline.
+        """
+        self._until_empty = until_empty
         feeder = asyncio.create_task(self._feed(stop, drain_timeout), name="feeder")
         scaler = asyncio.create_task(self._scale_loop(), name="scaler")
         try:
@@ -127,7 +135,7 @@ class Drainer:
                 return
             job = await self._next_job()
             if job is None:
-                if self._stopping:
+                if self._stopping or self._until_empty:
                     return  # everything readable has been handed out
                 continue
             if not await self._hand_out(job, stop, drain_timeout):

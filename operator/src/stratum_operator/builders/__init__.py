@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from stratum_operator.builders.config import build_configmap
-from stratum_operator.builders.deployment import build_deployment, config_hash
 from stratum_operator.builders.jobs import build_migration_job, migration_digest
-from stratum_operator.builders.network import build_pdb, build_service
+from stratum_operator.builders.network import build_pdb, build_pods_service, build_service
+from stratum_operator.builders.statefulset import build_statefulset, config_hash
 from stratum_operator.builders.vitess import build_keyspace_job
 from stratum_operator.spec import StratumPoolSpec
 
@@ -26,7 +26,8 @@ class Children:
     config: dict[str, Any]
     keyspace: dict[str, Any] | None  # Vitess only: the keyspace Job, before the migration
     migration: dict[str, Any] | None  # None when the backend needs none
-    workload: list[dict[str, Any]]  # only once the schema is ready: Deployment, Service, PDB
+    # only once the schema is ready: the StatefulSet first, then its Services and PDB
+    workload: list[dict[str, Any]]
 
     def all(self) -> list[dict[str, Any]]:
         jobs = [job for job in (self.keyspace, self.migration) if job is not None]
@@ -46,7 +47,8 @@ def desired_objects(
         else None,
         migration=build_migration_job(name, namespace, spec),
         workload=[
-            build_deployment(name, namespace, spec),
+            build_statefulset(name, namespace, spec),
+            build_pods_service(name, namespace, spec),
             build_service(name, namespace, spec),
             build_pdb(name, namespace, spec),
         ],

@@ -32,7 +32,8 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "submit_timeout_s": proxy.submit_timeout_seconds,
         "max_connections": proxy.max_connections,
         "spool_dir": SPOOL_DIR,
-        "spool_max_bytes": quantity_bytes(spec.persistence.spool_size_limit) * 9 // 10,
+        # a tenth of the volume stays for the checkpoint, dead letters and a segment's slack
+        "spool_max_bytes": quantity_bytes(spec.spool.size) * 9 // 10,
         "shutdown_grace_s": max(spec.pod_template.termination_grace_period_seconds - 15, 1),
     }
     if proxy.tls_secret:

@@ -13,13 +13,13 @@ from typing import Any
 
 from stratum_operator.builders import naming
 from stratum_operator.builders.config import CONFIG_DIR
-from stratum_operator.builders.deployment import CONTAINER_SECURITY, POD_SECURITY
-from stratum_operator.builders.volumes import (
+from stratum_operator.builders.pod import (
     CONFIG_MOUNT,
     DATABASE_MOUNT,
     TMP_MOUNT,
     config_volume,
     database_volume,
+    pod_spec,
     tmp_volume,
 )
 
@@ -39,29 +39,25 @@ def build_job(
     volumes: list[dict[str, Any]],
     init_containers: list[dict[str, Any]] | None = None,
     config_error_exit_code: int | None = None,
+    backoff_limit: int = _BACKOFF_LIMIT,
+    deadline_s: int | None = _DEADLINE_S,
 ) -> dict[str, Any]:
     """A Job in our frame. ``config_error_exit_code``: the exit code with which the last
     container says its settings are wrong; retrying in seconds won't fix that, so the
     Job fails at once and the operator reports the reason and retries on its own,
-    slower, backoff."""
-    for container in [*(init_containers or []), *containers]:
-        container.setdefault("securityContext", CONTAINER_SECURITY)
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": POD_SECURITY,
-        "containers": containers,
-        "volumes": volumes,
-    }
+    slower, backoff. ``deadline_s`` None: no deadline (a Job that must not give up)."""
+    pod = pod_spec(containers, volumes)
+    pod["restartPolicy"] = "Never"
     if init_containers:
-        pod_spec["initContainers"] = init_containers
+        pod_spec(init_containers, [])  # the same container security
+        pod["initContainers"] = init_containers
     spec: dict[str, Any] = {
-        "backoffLimit": _BACKOFF_LIMIT,
-        "activeDeadlineSeconds": _DEADLINE_S,
+        "backoffLimit": backoff_limit,
         "ttlSecondsAfterFinished": _FINISHED_TTL_S,
-        "template": {"metadata": {"labels": naming.labels(pool, component)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": naming.labels(pool, component)}, "spec": pod},
     }
+    if deadline_s is not None:
+        spec["activeDeadlineSeconds"] = deadline_s
     if config_error_exit_code is not None:
         spec["podFailurePolicy"] = {
             "rules": [

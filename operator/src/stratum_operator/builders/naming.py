@@ -12,6 +12,16 @@ MANAGED_BY = "stratum-operator"
 WORKERS_ANNOTATION = f"{GROUP}/writer-workers"  # mirrored into the writer by downward API
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on the pod template: a change rolls pods
 PAUSE_SCALING_ANNOTATION = f"{GROUP}/pause-scaling"  # on the StratumPool
+# on the StratumPool: delete it without draining its spool claims (their shares are lost)
+ABANDON_SPOOLS_ANNOTATION = f"{GROUP}/abandon-spools"
+# on the StratumPool while any of its spool claims may hold shares: deletion waits for
+# the drain; it is the operator's own, added and removed by it alone
+SPOOL_FINALIZER = f"{GROUP}/drain-spools"
+# on each spool claim (the StatefulSet controller overwrites a claim's labels with its
+# selector's, so the component label can't tell a claim apart; this one can)
+SPOOL_CLAIM_LABEL = f"{GROUP}/spool-claim"
+DRAIN_COMPONENT = "drain"  # the drain Jobs'
+ORDINAL_LABEL = "apps.kubernetes.io/pod-index"  # set by the StatefulSet controller
 
 
 def labels(pool: str, component: str) -> dict[str, str]:
@@ -29,6 +39,10 @@ def selector(pool: str, component: str) -> dict[str, str]:
     return {f"{GROUP}/pool": pool, "app.kubernetes.io/component": component}
 
 
+def claim_selector(pool: str) -> dict[str, str]:
+    return {f"{GROUP}/pool": pool, SPOOL_CLAIM_LABEL: "true"}
+
+
 def metadata(name: str, namespace: str, pool: str, component: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": labels(pool, component)}
 
@@ -39,8 +53,30 @@ def content_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
-def deployment_name(pool: str) -> str:
+def proxy_name(pool: str) -> str:
+    """The proxy StatefulSet (and, before it, the Deployment it replaced)."""
     return f"{pool}-proxy"
+
+
+def pods_service_name(pool: str) -> str:
+    """The StatefulSet's governing headless Service: each pod's stable DNS name."""
+    return f"{pool}-proxy-pods"
+
+
+def claim_name(pool: str, ordinal: int) -> str:
+    """What the StatefulSet controller names the claim of pod ``ordinal``."""
+    return f"spool-{proxy_name(pool)}-{ordinal}"
+
+
+def claim_ordinal(pool: str, claim: str) -> int | None:
+    prefix = f"spool-{proxy_name(pool)}-"
+    tail = claim[len(prefix) :] if claim.startswith(prefix) else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def drain_job_name(pool: str, ordinal: int, claim_uid: str) -> str:
+    """One drain Job per claim (its uid: a claim made anew is drained anew)."""
+    return f"{pool}-drain-{ordinal}-{claim_uid[:8]}"
 
 
 def config_name(pool: str) -> str:

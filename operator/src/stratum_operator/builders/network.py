@@ -27,6 +27,21 @@ def build_service(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str,
     }
 
 
+def build_pods_service(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str, Any]:
+    """The StatefulSet's governing Service: headless, a stable DNS name per proxy pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": naming.metadata(naming.pods_service_name(name), namespace, name, "proxy"),
+        "spec": {
+            "clusterIP": "None",
+            "selector": naming.selector(name, "proxy"),
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "proxy-metrics", "port": spec.proxy.metrics_port}],
+        },
+    }
+
+
 def build_pdb(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str, Any]:
     del spec  # one pod at a time, whatever the size: its miners move to the others
     return {

@@ -1,10 +1,15 @@
-"""The proxy Deployment: proxy and writer containers over one spool volume.
+"""The proxy StatefulSet: proxy and writer containers over one spool, on a claim per pod.
 
-The pod is locked down the way a restricted PodSecurity profile asks (non-root numeric
-user, read-only root filesystem, no capabilities, RuntimeDefault seccomp); the only
-writable paths are the spool and a small /tmp. The writer learns its worker count
-from a downward-API file mirroring a pod annotation, so the operator can change it
-without a restart.
+Each pod's spool is a claim from the StatefulSet's template (``spool-<pool>-proxy-<n>``)
+that outlives the pod: a replaced pod (rollout, eviction, node loss) mounts the same
+claim and its writer resumes from the checkpoint. Kubernetes never deletes a claim
+(``persistentVolumeClaimRetentionPolicy`` Retain, on scale-in and on delete); the
+operator does, and only after a drain Job proved it empty (``claims.py``). With
+``spool.ephemeral`` the spool is an emptyDir instead, and the pool says that its shares
+are lost with its pods.
+
+The writer learns its worker count from a downward-API file mirroring a pod annotation,
+so the operator can change it without a restart.
 """
 
 from __future__ import annotations
@@ -12,62 +17,24 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.builders.config import (
-    CONFIG_DIR,
-    SPOOL_DIR,
-    SQLITE_URL,
-    TLS_DIR,
-    build_configmap,
-)
-from stratum_operator.builders.volumes import (
+from stratum_operator.builders.config import CONFIG_DIR, SQLITE_URL, build_configmap
+from stratum_operator.builders.pod import (
     CONFIG_MOUNT,
-    DATABASE_MOUNT,
+    PODINFO_MOUNT,
+    SPOOL_MOUNT,
+    TLS_MOUNT,
     TMP_MOUNT,
     config_volume,
-    database_volume,
+    ephemeral_spool_volume,
+    pod_spec,
+    podinfo_volume,
+    probes,
+    spool_claim_template,
+    tls_volume,
     tmp_volume,
+    writer_database,
 )
 from stratum_operator.spec import StratumPoolSpec
-
-USER_ID = 65532  # the images' numeric non-root user
-
-POD_SECURITY = {  # every pod we run: the restricted Pod Security Standard
-    "runAsNonRoot": True,
-    "runAsUser": USER_ID,
-    "runAsGroup": USER_ID,
-    "fsGroup": USER_ID,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
-
-
-def _probes(port: str) -> dict[str, Any]:
-    return {
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": port},
-            "periodSeconds": 5,
-            "failureThreshold": 2,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": port},
-            "periodSeconds": 10,
-            "failureThreshold": 6,
-        },
-    }
-
-
-def _shared_mounts() -> list[dict[str, Any]]:
-    """Both containers: the settings, the spool they share, and a small writable /tmp."""
-    return [
-        CONFIG_MOUNT,
-        {"name": "spool", "mountPath": SPOOL_DIR},
-        TMP_MOUNT,
-    ]
 
 
 def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
@@ -83,9 +50,9 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
                     "valueFrom": {"secretKeyRef": {"name": creds.name, "key": key}},
                 }
             )
-    mounts = _shared_mounts()
+    mounts = [CONFIG_MOUNT, SPOOL_MOUNT, TMP_MOUNT]
     if spec.proxy.tls_secret:
-        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        mounts.append(TLS_MOUNT)
     container = {
         "name": "proxy",
         "image": spec.proxy_image,
@@ -96,8 +63,7 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
         ],
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": CONTAINER_SECURITY,
-        **_probes("proxy-metrics"),
+        **probes("proxy-metrics"),
     }
     if spec.proxy.resources:
         container["resources"] = spec.proxy.resources
@@ -105,11 +71,10 @@ def _proxy_container(spec: StratumPoolSpec) -> dict[str, Any]:
 
 
 def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
-    mounts = [*_shared_mounts(), {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True}]
+    _, database_mounts = writer_database(spec)
+    mounts = [CONFIG_MOUNT, SPOOL_MOUNT, TMP_MOUNT, PODINFO_MOUNT, *database_mounts]
     env: list[dict[str, Any]] = []
-    if spec.persistence.database_url_secret is not None:
-        mounts.append(DATABASE_MOUNT)
-    else:
+    if not database_mounts:
         env.append({"name": "STRATUM_DATABASE_URL", "value": SQLITE_URL})
     args = ["--config", f"{CONFIG_DIR}/writer.json", "run"]
     if spec.persistence.backend == "sqlite":
@@ -121,8 +86,7 @@ def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
         "ports": [{"name": "writer-metrics", "containerPort": spec.writer.metrics_port}],
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": CONTAINER_SECURITY,
-        **_probes("writer-metrics"),
+        **probes("writer-metrics"),
     }
     if spec.writer.resources:
         container["resources"] = spec.writer.resources
@@ -130,31 +94,12 @@ def _writer_container(spec: StratumPoolSpec) -> dict[str, Any]:
 
 
 def _volumes(spec: StratumPoolSpec, name: str) -> list[dict[str, Any]]:
-    volumes: list[dict[str, Any]] = [
-        config_volume(name),
-        {"name": "spool", "emptyDir": {"sizeLimit": spec.persistence.spool_size_limit}},
-        tmp_volume("64Mi"),
-        {
-            "name": "podinfo",
-            "downwardAPI": {
-                "items": [
-                    {
-                        "path": "writer-workers",
-                        "fieldRef": {
-                            "fieldPath": f"metadata.annotations['{naming.WORKERS_ANNOTATION}']"
-                        },
-                    }
-                ]
-            },
-        },
-    ]
-    secret = spec.persistence.database_url_secret
-    if secret is not None:
-        volumes.append(database_volume(secret))
+    database_volumes, _ = writer_database(spec)
+    volumes = [config_volume(name), tmp_volume("64Mi"), podinfo_volume(), *database_volumes]
+    if spec.spool.ephemeral:
+        volumes.append(ephemeral_spool_volume(spec))
     if spec.proxy.tls_secret:
-        volumes.append(
-            {"name": "tls", "secret": {"secretName": spec.proxy.tls_secret, "defaultMode": 0o440}}
-        )
+        volumes.append(tls_volume(spec.proxy.tls_secret))
     return volumes
 
 
@@ -163,7 +108,7 @@ def config_hash(name: str, namespace: str, spec: StratumPoolSpec) -> str:
     return naming.content_hash(build_configmap(name, namespace, spec)["data"])
 
 
-def build_deployment(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str, Any]:
+def build_statefulset(name: str, namespace: str, spec: StratumPoolSpec) -> dict[str, Any]:
     template = spec.pod_template
     annotations = {
         **(template.annotations or {}),
@@ -172,36 +117,39 @@ def build_deployment(name: str, namespace: str, spec: StratumPoolSpec) -> dict[s
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(spec.proxy.metrics_port),
     }
-    pod_spec: dict[str, Any] = {
-        "containers": [_proxy_container(spec), _writer_container(spec)],
-        "volumes": _volumes(spec, name),
-        "terminationGracePeriodSeconds": template.termination_grace_period_seconds,
-        "automountServiceAccountToken": False,  # neither container talks to the API
-        "enableServiceLinks": False,
-        "securityContext": POD_SECURITY,
-    }
+    pod = pod_spec([_proxy_container(spec), _writer_container(spec)], _volumes(spec, name))
+    pod["terminationGracePeriodSeconds"] = template.termination_grace_period_seconds
     for key, value in (
         ("nodeSelector", template.node_selector),
         ("tolerations", template.tolerations),
         ("affinity", template.affinity),
     ):
         if value:
-            pod_spec[key] = value
+            pod[key] = value
+    sts_spec: dict[str, Any] = {
+        "replicas": spec.proxy.replicas,
+        "serviceName": naming.pods_service_name(name),
+        "selector": {"matchLabels": naming.selector(name, "proxy")},
+        # Pods start and stop together (a pod's spool is its own: no ordering between
+        # them matters); a rollout still replaces one pod at a time, each miner sent
+        # client.reconnect first.
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        "template": {
+            "metadata": {"labels": naming.labels(name, "proxy"), "annotations": annotations},
+            "spec": pod,
+        },
+    }
+    if not spec.spool.ephemeral:
+        sts_spec["volumeClaimTemplates"] = [spool_claim_template(name, spec)]
+        # Kubernetes never deletes a spool claim: the operator does, once it is proven empty
+        sts_spec["persistentVolumeClaimRetentionPolicy"] = {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": naming.metadata(naming.deployment_name(name), namespace, name, "proxy"),
-        "spec": {
-            "replicas": spec.proxy.replicas,
-            "selector": {"matchLabels": naming.selector(name, "proxy")},
-            # Miners reconnect to the other pods: never take capacity away during a roll.
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": {
-                "metadata": {"labels": naming.labels(name, "proxy"), "annotations": annotations},
-                "spec": pod_spec,
-            },
-        },
+        "kind": "StatefulSet",
+        "metadata": naming.metadata(naming.proxy_name(name), namespace, name, "proxy"),
+        "spec": sts_spec,
     }

@@ -24,7 +24,7 @@ from typing import Any
 
 from stratum_operator.builders import naming
 from stratum_operator.builders.jobs import JOB_TMP, build_job
-from stratum_operator.builders.volumes import TMP_MOUNT, tmp_volume
+from stratum_operator.builders.pod import TMP_MOUNT, tmp_volume
 from stratum_operator.spec import StratumPoolSpec, VitessSpec
 
 WORK_DIR = "/var/run/stratum-vitess"

@@ -1,4 +1,6 @@
-"""Deleting: a failed migration Job is removed before it is retried."""
+"""Deleting: a Job before it is retried, the Deployment a StatefulSet replaced, and a
+spool claim once its drain Job proved it empty (guarded by its uid: a claim made anew
+under the same name is never deleted on the old one's proof)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,15 @@ from stratum_operator.k8s import resources
 from stratum_operator.k8s.session import ApiError, current
 
 
-async def delete(api_version: str, kind: str, namespace: str, name: str) -> None:
+async def delete(
+    api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
+) -> None:
+    options: dict[str, object] = {"propagationPolicy": "Background"}
+    if uid is not None:
+        options["preconditions"] = {"uid": uid}
     try:
         await current().request(
-            "DELETE",
-            resources.path(api_version, kind, namespace, name),
-            {"propagationPolicy": "Background"},
+            "DELETE", resources.path(api_version, kind, namespace, name), options
         )
     except ApiError as exc:
         if exc.status != 404:

@@ -1,6 +1,7 @@
 """Patches of objects we don't own outright: the writer-worker annotation on running pods
 (a merge patch; a rollout must not be triggered for it, so it is never on the
-Deployment's template), and a keyspace added to a VitessCluster (a guarded JSON patch)."""
+StatefulSet's template), a keyspace added to a VitessCluster and our finalizer on a
+StratumPool (guarded JSON patches), and a StatefulSet scaled to zero before its pool goes."""
 
 from __future__ import annotations
 
@@ -34,3 +35,31 @@ async def json_patch(
         content_type="application/json-patch+json",
     )
     return result
+
+
+async def set_finalizer(obj: dict[str, Any], finalizer: str, *, present: bool) -> None:
+    """Add or remove one finalizer, guarded by resourceVersion: the list is shared with
+    whoever else finalizes the object, so it is never replaced whole. A conflict (422 on
+    the test) is left to the next pass."""
+    meta = obj["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if (finalizer in finalizers) == present:
+        return
+    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+    op: dict[str, Any]
+    if present:
+        op = {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}
+        if not finalizers:
+            op = {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}
+    else:
+        op = {"op": "remove", "path": f"/metadata/finalizers/{finalizers.index(finalizer)}"}
+    await json_patch(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], [guard, op])
+
+
+async def scale(api_version: str, kind: str, namespace: str, name: str, replicas: int) -> None:
+    await current().request(
+        "PATCH",
+        resources.path(api_version, kind, namespace, name),
+        {"spec": {"replicas": replicas}},
+        content_type="application/merge-patch+json",
+    )

@@ -1,0 +1,105 @@
+"""``stratum-writer drain``: empty a spool whose pod is gone, and say whether the volume
+may go. The operator's drain Job runs exactly this; its exit code is the proof."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from harness.databases import Database
+from harness.writer import WriterProcess, assert_exactly, fill, migrate
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
+
+
+def _drain(writer: WriterProcess, *args: str) -> subprocess.Popen[str]:
+    argv = writer.command("drain", "--listen", "127.0.0.1:0", *args)
+    return subprocess.Popen(argv, env=writer.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _summary(out: str) -> dict[str, int]:
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_drain_empties_the_spool_and_exits_0(postgres_db: Database, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 12_000)
+    writer = WriterProcess(spool, postgres_db.url)
+    migrate(writer)
+    summary_file = tmp_path / "termination-log"
+    proc = _drain(writer, "--summary-file", str(summary_file))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert _summary(out) == {"stored": 12_000, "already_stored": 0, "left": 0, "dead_letters": 0}
+    assert json.loads(summary_file.read_text())["stored"] == 12_000
+    assert_exactly(postgres_db, 12_000)
+    again = _drain(writer)  # an empty spool drains at once, and still says so
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 0 and _summary(out)["left"] == 0
+
+
+def test_drain_waits_out_a_database_that_is_down_when_it_starts(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 5000)
+    writer = WriterProcess(spool, postgres_db.url)
+    migrate(writer)
+    server = postgres_db.server
+    assert server is not None
+    server.kill()
+    proc = _drain(writer)
+    time.sleep(4)
+    assert proc.poll() is None, "an outage is waited out, not a failure of the Job"
+    server.start()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert _summary(out)["stored"] == 5000
+    assert_exactly(postgres_db, 5000)
+
+
+def test_sigterm_in_an_outage_exits_75_and_leaves_the_shares(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 8000)
+    writer = WriterProcess(spool, postgres_db.url)
+    migrate(writer)
+    server = postgres_db.server
+    assert server is not None
+    server.kill()
+    proc = _drain(writer, "--drain-timeout", "2")
+    time.sleep(2)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)  # the Job deleted, the node drained: the pod must go
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 75, err
+    assert time.monotonic() - started < 5
+    server.start()
+    finish = _drain(writer)  # the Job's next pod
+    out, _ = finish.communicate(timeout=120)
+    assert finish.returncode == 0 and _summary(out)["stored"] == 8000
+    assert_exactly(postgres_db, 8000)
+
+
+def test_dead_letters_beside_the_spool_keep_the_volume(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    events = list(synthetic_events(500))
+    events[7] = dataclasses.replace(events[7], worker="w" * 200)  # refused by the database
+    producer = SpoolProducer(spool)
+    for e in events:
+        producer.append(e)
+    producer.close_sync()
+    writer = WriterProcess(spool, postgres_db.url)
+    migrate(writer)
+    proc = _drain(writer)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, "empty, but evidence remains: the volume must stay"
+    assert _summary(out) == {"stored": 499, "already_stored": 0, "left": 0, "dead_letters": 1}
