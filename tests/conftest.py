@@ -83,6 +83,14 @@ def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 @pytest.fixture
+def outage_db() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the test's own, for it to kill and start again."""
+    server = PostgresServer()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
 def sim() -> Iterator[SimLoop]:
     """A reference pool and load generator on their own event loop thread."""
     loop = SimLoop()

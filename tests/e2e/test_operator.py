@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from harness.databases import PostgresServer
 from harness.kubernetes import ControlPlane
@@ -178,13 +175,6 @@ class Kubelet:
                 )
                 if value and (not path.exists() or path.read_text() != value):
                     path.write_text(value)
-
-
-@pytest.fixture
-def outage_db() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    yield server
-    server.destroy()
 
 
 def test_writer_workers_follow_the_queue_up_then_down_after_the_window(

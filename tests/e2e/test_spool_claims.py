@@ -13,11 +13,8 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from harness.databases import Database, PostgresServer
 from harness.job_pod import project_volumes, run_job_pod
@@ -25,13 +22,6 @@ from harness.kubernetes import ControlPlane
 from harness.stratum_pools import condition, events, job_pods, jobs, migrated, pool, secret, status
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill
 from stratum_operator.spec import default_image
-
-
-@pytest.fixture
-def db() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    yield server
-    server.destroy()
 
 
 class Pods:
@@ -78,6 +68,11 @@ class Pods:
                                                "--drain-timeout", "3", host=ip,
                                                port=9102).start()  # fmt: skip
             self.cp.set_pod_ready(self.ns, name, ip)
+
+    def backlog(self, ordinal: int, count: int, seed: int) -> None:
+        """Shares the proxy of pod ``ordinal`` spooled that its writer can't store yet."""
+        fill(self.claim_dir(ordinal) / "spool", count, seed=seed)
+        self.writers[f"{self.pool}-proxy-{ordinal}"].wait_for(QUEUE, lambda v: v == count)
 
     def stop(self, ordinal: int) -> None:
         """The pod goes: its writer gets SIGTERM and drains what it can; then the pod is gone."""
@@ -130,9 +125,9 @@ def drain_jobs(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
     return jobs(cp, ns, "drain")
 
 
-def setup(cp: ControlPlane, ns: str, db: PostgresServer, name: str, replicas: int,
+def setup(cp: ControlPlane, ns: str, outage_db: PostgresServer, name: str, replicas: int,
           root: Path) -> tuple[Pods, str]:  # fmt: skip
-    url = db.create_database("shares")
+    url = outage_db.create_database("shares")
     cp.apply(secret(ns, url))
     cp.apply(pool(name, ns, proxy={"replicas": replicas}))
     migrated(cp, name, ns)
@@ -144,34 +139,26 @@ def setup(cp: ControlPlane, ns: str, db: PostgresServer, name: str, replicas: in
 
 
 def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
-    installed_chart: ControlPlane, ns: str, db: PostgresServer, tmp_path: Path
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
 ) -> None:
     cp = installed_chart
-    pods, _ = setup(cp, ns, db, "shrink", 3, tmp_path)
+    pods, _ = setup(cp, ns, outage_db, "shrink", 3, tmp_path)
     assert claims(cp, ns, "shrink") == [f"spool-shrink-proxy-{i}" for i in range(3)]
     sts = cp.get("statefulset", "shrink-proxy", ns)
     assert sts is not None
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
-    db.kill()  # the outage: shares wait in the spools
+    outage_db.kill()  # the outage: shares wait in the spools
     for ordinal in (1, 2):
-        fill(pods.claim_dir(ordinal) / "spool", 4000, seed=ordinal)
-        pods.writers[f"shrink-proxy-{ordinal}"].wait_for(QUEUE, lambda v: v == 4000)
+        pods.backlog(ordinal, 4000, seed=ordinal)
     cp.wait("the queues read", lambda: status(cp, "shrink", ns).get("queueDepth") == 8000, 40)
     cp.apply(pool("shrink", ns, proxy={"replicas": 1}))
     cp.wait("the StatefulSet at 1", lambda: (cp.get("statefulset", "shrink-proxy", ns) or {})
             .get("spec", {}).get("replicas") == 1, 30)  # fmt: skip
     for ordinal in (1, 2):  # the pods go; their writers can't store anything: outage
         pods.stop(ordinal)
-    try:
-        found = cp.wait(
-            "two drain Jobs", lambda: len(drain_jobs(cp, ns)) == 2 and drain_jobs(cp, ns), 40
-        )
-    except AssertionError:
-        print("SPOOL", json.dumps(status(cp, "shrink", ns).get("spool")))
-        print("PVCLABELS", cp.kubectl("get", "pvc", "-n", ns, "--show-labels"))
-        print("EVENTS", [(e["reason"], e["message"]) for e in events(cp, ns)][-15:])
-        print("PODS", cp.kubectl("get", "pods,pvc,jobs", "-n", ns))
-        raise
+    found = cp.wait(
+        "two drain Jobs", lambda: len(drain_jobs(cp, ns)) == 2 and drain_jobs(cp, ns), 40
+    )
     assert claims(cp, ns, "shrink") == [f"spool-shrink-proxy-{i}" for i in range(3)], "all kept"
     draining = cp.wait("status lists the claims draining", lambda: [
         c for c in (status(cp, "shrink", ns).get("spool") or {}).get("claims", [])
@@ -179,7 +166,7 @@ def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
     assert {c["claim"] for c in draining} == {"spool-shrink-proxy-1", "spool-shrink-proxy-2"}
     assert all(c.get("shares") == 4000 for c in draining), draining  # as each pod last said
     assert any(e["reason"] == "DrainStarted" for e in events(cp, ns))
-    db.start()  # the database is back: the drain Jobs run
+    outage_db.start()  # the database is back: the drain Jobs run
     stored = [run_drain_job(cp, ns, job, pods)["stored"] for job in found]
     assert stored == [4000, 4000]
     cp.wait(
@@ -194,17 +181,16 @@ def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
         "status clear", lambda: not (status(cp, "shrink", ns).get("spool") or {}).get("claims"), 30
     )
     pods.stop_all()
-    assert_exactly(_db(db), 8000)
+    assert_exactly(_db(outage_db), 8000)
 
 
 def test_a_pod_replaced_in_an_outage_gets_its_claim_back(
-    installed_chart: ControlPlane, ns: str, db: PostgresServer, tmp_path: Path
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
 ) -> None:
     cp = installed_chart
-    pods, _ = setup(cp, ns, db, "again", 2, tmp_path)
-    db.kill()
-    fill(pods.claim_dir(1) / "spool", 3000, seed=9)
-    pods.writers["again-proxy-1"].wait_for(QUEUE, lambda v: v == 3000)
+    pods, _ = setup(cp, ns, outage_db, "again", 2, tmp_path)
+    outage_db.kill()
+    pods.backlog(1, 3000, seed=9)
     old = cp.get("pod", "again-proxy-1", ns)
     assert old is not None
     pods.stop(1)  # evicted, its node lost: the pod goes, mid-outage
@@ -215,24 +201,23 @@ def test_a_pod_replaced_in_an_outage_gets_its_claim_back(
     (claim,) = [v["persistentVolumeClaim"]["claimName"] for v in successor["spec"]["volumes"]
                 if "persistentVolumeClaim" in v]  # fmt: skip
     assert claim == "spool-again-proxy-1", "the successor mounts its predecessor's claim"
-    db.start()  # (a writer started mid-outage exits 2 and the kubelet restarts it: skipped here)
+    outage_db.start()  # (a writer started mid-outage exits 2 and the kubelet restarts it: skipped here)
     pods.start(2)  # the successor's writer, on the same directory
     pods.writers["again-proxy-1"].wait_for(QUEUE, lambda v: v == 0, 60)
     assert not drain_jobs(cp, ns), "a replaced pod needs no drain: it resumes its own claim"
     pods.stop_all()
-    assert_exactly(_db(db), 3000)
+    assert_exactly(_db(outage_db), 3000)
 
 
 def test_deleting_a_pool_drains_its_claims_first(
-    installed_chart: ControlPlane, ns: str, db: PostgresServer, tmp_path: Path
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
 ) -> None:
     cp = installed_chart
-    pods, _ = setup(cp, ns, db, "gone", 2, tmp_path)
+    pods, _ = setup(cp, ns, outage_db, "gone", 2, tmp_path)
     found = cp.get("stratumpool", "gone", ns)
     assert found is not None and "stratum.io/drain-spools" in found["metadata"]["finalizers"]
-    db.kill()
-    fill(pods.claim_dir(0) / "spool", 2500, seed=3)
-    pods.writers["gone-proxy-0"].wait_for(QUEUE, lambda v: v == 2500)
+    outage_db.kill()
+    pods.backlog(0, 2500, seed=3)
     cp.kubectl("delete", "stratumpool", "gone", "-n", ns, "--wait=false")
     cp.wait("the proxies stopped", lambda: (cp.get("statefulset", "gone-proxy", ns) or {}).get(
         "spec", {}).get("replicas") == 0, 30)  # fmt: skip
@@ -241,22 +226,21 @@ def test_deleting_a_pool_drains_its_claims_first(
         "drain Jobs", lambda: len(drain_jobs(cp, ns)) == 2 and drain_jobs(cp, ns), 40
     )
     assert cp.get("stratumpool", "gone", ns) is not None, "held until the claims are drained"
-    db.start()
+    outage_db.start()
     stored = sorted(run_drain_job(cp, ns, job, pods)["stored"] for job in found_jobs)
     assert stored == [0, 2500]
     cp.wait("the pool gone", lambda: cp.get("stratumpool", "gone", ns) is None, 60)
     assert claims(cp, ns, "gone") == []
-    assert_exactly(_db(db), 2500)
+    assert_exactly(_db(outage_db), 2500)
 
 
 def test_abandoning_the_spools_deletes_at_once_and_says_how_many_were_lost(
-    installed_chart: ControlPlane, ns: str, db: PostgresServer, tmp_path: Path
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
 ) -> None:
     cp = installed_chart
-    pods, _ = setup(cp, ns, db, "drop", 1, tmp_path)
-    db.kill()
-    fill(pods.claim_dir(0) / "spool", 1200, seed=4)
-    pods.writers["drop-proxy-0"].wait_for(QUEUE, lambda v: v == 1200)
+    pods, _ = setup(cp, ns, outage_db, "drop", 1, tmp_path)
+    outage_db.kill()
+    pods.backlog(0, 1200, seed=4)
     cp.wait("the queue in status", lambda: status(cp, "drop", ns).get("queueDepth") == 1200, 40)
     cp.kubectl("annotate", "stratumpool", "drop", "-n", ns, "stratum.io/abandon-spools=true")
     cp.kubectl("delete", "stratumpool", "drop", "-n", ns, "--wait=false")
@@ -288,10 +272,10 @@ def old_deployment(ns: str, name: str) -> dict[str, Any]:
 
 
 def test_a_deployment_era_pool_moves_to_the_statefulset_losing_nothing(
-    installed_chart: ControlPlane, ns: str, db: PostgresServer, tmp_path: Path
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
 ) -> None:
     cp = installed_chart
-    url = db.create_database("shares")
+    url = outage_db.create_database("shares")
     cp.apply(secret(ns, url))
     assert WriterProcess(tmp_path / "m" / "spool", url).run_command("migrate").returncode == 0
     cp.apply(old_deployment(ns, "up"))
@@ -301,7 +285,7 @@ def test_a_deployment_era_pool_moves_to_the_statefulset_losing_nothing(
     old_writer = WriterProcess(tmp_path / "old" / "spool", url, "--batch-size", "1000",
                                "--drain-timeout", "3", host="127.0.0.60", port=9102).start()  # fmt: skip
     cp.set_pod_ready(ns, old_pod["metadata"]["name"], "127.0.0.60")
-    db.kill()  # an outage while the upgrade happens: the old spool holds shares
+    outage_db.kill()  # an outage while the upgrade happens: the old spool holds shares
     fill(old_writer.spool, 3000, seed=11)
     old_writer.wait_for(QUEUE, lambda v: v == 3000)
     cp.apply(pool("up", ns, proxy={"replicas": 1}))
@@ -312,10 +296,10 @@ def test_a_deployment_era_pool_moves_to_the_statefulset_losing_nothing(
         cp, "up", ns, "Progressing").get("message", "") and condition(cp, "up", ns, "Progressing"), 40)  # fmt: skip
     assert held["reason"] == "RetiringDeployment"
     assert cp.get("deployment", "up-proxy", ns) is not None, "not while its spool can't drain"
-    db.start()
+    outage_db.start()
     old_writer.wait_for(QUEUE, lambda v: v == 0, 60)
     cp.wait("the Deployment retired", lambda: cp.get("deployment", "up-proxy", ns) is None, 40)
     assert any(e["reason"] == "DeploymentRetired" for e in events(cp, ns))
     assert old_writer.terminate(30) == 0  # the kubelet's SIGTERM to the old pod
     pods.stop_all()
-    assert_exactly(_db(db), 3000)
+    assert_exactly(_db(outage_db), 3000)
