@@ -129,8 +129,19 @@ async def _converge(
         out.condition("Degraded", False, "AsExpected", "")
         return
     sts = await roll_out(children, status, out)
-    memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
-    await _tend_claims(body, spec, memo, out)
+    if memo.get("retiring_deployment", True):  # once after start; then only while one goes
+        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
+    # A claim loses its pod for good only when replicas go down: look after a scale-in,
+    # while a drain is under way, and once after the operator starts (for what happened
+    # while it was away). Idle pools cost no listing.
+    shrunk = spec.proxy.replicas < memo.get("replicas_seen", spec.proxy.replicas)
+    if shrunk or memo.get("claims_in_flight", True):
+        await _tend_claims(body, spec, memo, out)
+    memo["replicas_seen"] = spec.proxy.replicas
+    if spec.spool.ephemeral:
+        out.condition("SpoolEphemeral", True, "EmptyDir",
+                      "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
+                      "are lost with their pod")  # fmt: skip
     await _hold_deletion_for_claims(body, spec)
     if scale:
         await scale_writers(body, spec, status, memo, out)
@@ -143,10 +154,6 @@ async def _tend_claims(
     orphans = await spool_claims.tend(body, spec, out, keep=spec.proxy.replicas,
                                       last_queues=memo.get("pod_queues", {}))  # fmt: skip
     memo["claims_in_flight"] = bool(orphans)
-    if spec.spool.ephemeral:
-        out.condition("SpoolEphemeral", True, "EmptyDir",
-                      "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
-                      "are lost with their pod")  # fmt: skip
     known = [o.shares for o in orphans if o.shares is not None]
     out.status["spool"] = {
         "claims": [o.as_status() for o in orphans],
