@@ -143,3 +143,14 @@ def test_the_drain_job_mounts_the_claim_and_never_gives_up_on_shares() -> None:
         pod["securityContext"]["runAsNonRoot"]
         and container["securityContext"]["readOnlyRootFilesystem"]
     )
+
+
+def test_the_drain_jobs_exit_codes_are_the_writers() -> None:
+    """The operator can't import the writer (another image), so the codes are restated
+    here and pinned together."""
+    from stratum_operator.builders import drain
+    from stratum_writer import cli
+
+    assert drain.EXIT_DEAD_LETTERS_LEFT == cli.EXIT_DEAD_LETTERS_LEFT
+    job = drain.build_drain_job("p", "ns", spec(), ordinal=0, claim="c", claim_uid="u" * 8)
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][2] == "drain"

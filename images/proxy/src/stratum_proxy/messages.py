@@ -13,7 +13,6 @@ import orjson
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
-INVALID_PARAMS = -32602
 
 # Stratum params are a flat list with at most an object or a list of hashes inside
 # (configure, notify's merkle branch). A line nested deeper than this is refused where it
