@@ -22,15 +22,21 @@ def _drain(writer: WriterProcess, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+def _spool_of(db: Database, tmp_path: Path, shares: int) -> WriterProcess:
+    """A migrated database and a spool holding ``shares`` that no proxy writes to."""
+    spool = tmp_path / "spool"
+    fill(spool, shares)
+    writer = WriterProcess(spool, db.url)
+    migrate(writer)
+    return writer
+
+
 def _summary(out: str) -> dict[str, int]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def test_drain_empties_the_spool_and_exits_0(postgres_db: Database, tmp_path: Path) -> None:
-    spool = tmp_path / "spool"
-    fill(spool, 12_000)
-    writer = WriterProcess(spool, postgres_db.url)
-    migrate(writer)
+    writer = _spool_of(postgres_db, tmp_path, 12_000)
     summary_file = tmp_path / "termination-log"
     proc = _drain(writer, "--summary-file", str(summary_file))
     out, err = proc.communicate(timeout=120)
@@ -46,10 +52,7 @@ def test_drain_empties_the_spool_and_exits_0(postgres_db: Database, tmp_path: Pa
 def test_drain_waits_out_a_database_that_is_down_when_it_starts(
     postgres_db: Database, tmp_path: Path
 ) -> None:
-    spool = tmp_path / "spool"
-    fill(spool, 5000)
-    writer = WriterProcess(spool, postgres_db.url)
-    migrate(writer)
+    writer = _spool_of(postgres_db, tmp_path, 5000)
     server = postgres_db.server
     assert server is not None
     server.kill()
@@ -66,10 +69,7 @@ def test_drain_waits_out_a_database_that_is_down_when_it_starts(
 def test_sigterm_in_an_outage_exits_75_and_leaves_the_shares(
     postgres_db: Database, tmp_path: Path
 ) -> None:
-    spool = tmp_path / "spool"
-    fill(spool, 8000)
-    writer = WriterProcess(spool, postgres_db.url)
-    migrate(writer)
+    writer = _spool_of(postgres_db, tmp_path, 8000)
     server = postgres_db.server
     assert server is not None
     server.kill()
