@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema clean
+.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema chart-crd clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -70,6 +70,10 @@ test-images: provision
 
 # vitess/schema.sql (the MySQL migration history flattened) and vitess/vschema.json come
 # from the writer package; tests fail when they drift.
+# the chart carries a copy of the one CRD definition (helm warns on a symlink)
+chart-crd:
+	cp crds/stratumpools.stratum.io.yaml charts/stratum-operator/files/
+
 vitess-schema: provision
 	$(PY) -m stratum_writer.cli export-vitess vitess
 

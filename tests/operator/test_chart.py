@@ -24,11 +24,20 @@ def test_helm_lint_is_clean(installed_chart: ControlPlane) -> None:
     out = helm(installed_chart, "lint", str(CHART), "--strict")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 chart(s) failed" in out.stdout
+    assert "symbolic link" not in out.stdout + out.stderr, "helm warns on every command"
+
+
+def test_the_charts_crd_is_the_one_definition() -> None:
+    copy = CHART / "files" / "stratumpools.stratum.io.yaml"
+    assert not copy.is_symlink()
+    assert copy.read_text() == (ROOT / "crds" / "stratumpools.stratum.io.yaml").read_text(), (
+        "the chart's CRD differs from crds/: run `make chart-crd`"
+    )
 
 
 def test_helm_upgrade_updates_a_changed_crd(installed_chart: ControlPlane, tmp_path: Path) -> None:
     changed = tmp_path / "stratum-operator"
-    shutil.copytree(CHART, changed)  # the symlinked CRD is copied as a file
+    shutil.copytree(CHART, changed)
     crd_file = changed / "files" / "stratumpools.stratum.io.yaml"
     crd = yaml.safe_load(crd_file.read_text())
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]

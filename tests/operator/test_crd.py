@@ -34,7 +34,8 @@ def test_a_valid_pool_is_stored_with_defaults(installed_chart: ControlPlane) -> 
     stored = installed_chart.get("stratumpool", "defaults", "default")
     assert stored is not None
     spec = stored["spec"]
-    assert spec["proxy"]["replicas"] == 2 and spec["proxy"]["serviceType"] == "LoadBalancer"
+    assert "replicas" not in spec["proxy"], "its default depends on the backend: the model's"
+    assert parse_spec(spec).proxy.replicas == 2 and spec["proxy"]["serviceType"] == "LoadBalancer"
     assert spec["writer"] == {
         "metricsPort": 9102,
         "minWorkers": 1,
@@ -89,6 +90,36 @@ def test_changing_the_shard_list_points_to_reshard(installed_chart: ControlPlane
     changed["vitess"]["shards"] = ["-40", "40-80", "80-"]
     out = installed_chart.apply(pool("sharded", **changed), check=False)
     assert "Reshard workflow" in out, out
+    # following a completed Reshard: the new list with reshardedTo saying so, one edit
+    changed["vitess"]["reshardedTo"] = ["-40", "40-80", "80-"]
+    uid = installed_chart.get("stratumpool", "sharded", "default")["metadata"]["uid"]  # type: ignore[index]
+    installed_chart.apply(pool("sharded", **changed))
+    stored = installed_chart.get("stratumpool", "sharded", "default")
+    assert stored is not None and stored["metadata"]["uid"] == uid, "the same pool, kept"
+    assert stored["spec"]["vitess"]["shards"] == ["-40", "40-80", "80-"]
+
+
+def test_a_sqlite_pool_needs_no_replica_count(installed_chart: ControlPlane) -> None:
+    installed_chart.apply(pool("local", persistence={"backend": "sqlite"}))
+    stored = installed_chart.get("stratumpool", "local", "default")
+    assert stored is not None and parse_spec(stored["spec"]).proxy.replicas == 1
+
+
+def _undescribed(schema: dict[str, Any], path: str) -> list[str]:
+    missing = [] if schema.get("description") or path == "sp.metadata" else [path]
+    for key, sub in schema.get("properties", {}).items():
+        missing += _undescribed(sub, f"{path}.{key}")
+    if isinstance(schema.get("items"), dict) and schema["items"].get("properties"):
+        missing += _undescribed(schema["items"], f"{path}[]")
+    return missing
+
+
+def test_every_field_is_described(installed_chart: ControlPlane) -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _undescribed(schema, "sp") == []
+    explained = installed_chart.kubectl("explain", "sp.spec.proxy.replicas")
+    assert "How many proxy pods" in explained, explained
 
 
 def _defaults(schema: dict[str, Any], path: str = "") -> dict[str, Any]:

@@ -6,18 +6,24 @@ Settings from the environment (the chart sets them):
 - ``STRATUM_OPERATOR_HEALTH_PORT`` (8080): ``/healthz`` for the liveness probe.
 - ``STRATUM_OPERATOR_METRICS_PORT`` (9090): the operator's own ``/metrics``.
 - ``STRATUM_OPERATOR_LOG_FORMAT`` (``json``): ``json`` or ``plain``.
+- ``STRATUM_OPERATOR_LOG_LEVEL`` (``info``): ``debug``, ``info``, ``warning`` or ``error``.
+  At ``info`` the log has one line per decision or transition, naming the pool (the
+  Events the operator posts, and reconcile errors); routine passes are silent.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 
 import kopf
 
 from stratum_operator import __version__, metrics
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = [n for n in os.environ.get("STRATUM_OPERATOR_NAMESPACES", "").split(",") if n]
     health = int(os.environ.get("STRATUM_OPERATOR_HEALTH_PORT", "8080"))
     fmt = os.environ.get("STRATUM_OPERATOR_LOG_FORMAT", "json")
-    kopf.configure(log_format=kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN)
+    level = os.environ.get("STRATUM_OPERATOR_LOG_LEVEL", "info").upper()
+    if level not in LOG_LEVELS:
+        parser.error(f"STRATUM_OPERATOR_LOG_LEVEL={level.lower()}: one of "
+                     f"{', '.join(lv.lower() for lv in LOG_LEVELS)}")  # fmt: skip
+    log_format = kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN
+    kopf.configure(debug=level == "DEBUG", log_format=log_format)
+    logging.getLogger().setLevel(level)
+    if level != "DEBUG":  # kopf's per-object lines ("Handler ... succeeded.") are debugging
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics.serve(int(os.environ.get("STRATUM_OPERATOR_METRICS_PORT", "9090")))
     import stratum_operator.handlers  # noqa: F401 - registers the handlers with kopf
 

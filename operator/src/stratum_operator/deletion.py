@@ -15,56 +15,54 @@ from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
 from stratum_operator import spool_claims
 from stratum_operator.builders import naming
 from stratum_operator.k8s import deleting, fetching, patching
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import parse_spec
+from stratum_operator.vocabulary import Reason
 
-RETRY_S = 5.0
 
-
-async def finalize(body: kopf.Body, memo: kopf.Memo, logger: Any) -> None:
-    """One look at a pool being deleted; kopf.TemporaryError until its claims are gone."""
-    if naming.SPOOL_FINALIZER not in (body.metadata.get("finalizers") or []):
-        return
-    name, namespace = str(body.metadata.name), str(body.metadata.namespace)
-    spec = parse_spec(dict(body.spec))
+async def finalize(pool: dict[str, Any], memo: dict[str, Any]) -> tuple[Outcome, bool]:
+    """One look at a pool being deleted: what it found, and whether the pool may go now
+    (our finalizer is then removed)."""
+    out = Outcome()
+    if naming.SPOOL_FINALIZER not in (pool["metadata"].get("finalizers") or []):
+        return out, True
+    name, namespace = naming.name_of(pool)
+    spec = parse_spec(dict(pool["spec"]))
     claims = await fetching.list_objects(
         "v1", "PersistentVolumeClaim", namespace, naming.claim_selector(name)
     )
-    if body.metadata.annotations.get(naming.ABANDON_SPOOLS_ANNOTATION) == "true":
-        await _abandon(body, claims)
-        return
+    annotations = pool["metadata"].get("annotations") or {}
+    if annotations.get(naming.ABANDON_SPOOLS_ANNOTATION) == "true":
+        await _abandon(pool, claims, out)
+        return out, True
     sts = await fetching.get("apps/v1", "StatefulSet", namespace, naming.proxy_name(name))
     if sts is not None and sts["spec"].get("replicas"):
         await patching.scale("apps/v1", "StatefulSet", namespace, naming.proxy_name(name), 0)
-        kopf.info(body, reason="Draining", message=f"stopping {sts['spec']['replicas']} proxy "
-                  "pods; their spool claims are drained before the pool goes")  # fmt: skip
-    out = Outcome()
-    orphans = await spool_claims.tend(body, spec, out, keep=0,
-                                      last_queues=memo.get("pod_queues", {}))  # fmt: skip
-    for kind, reason, message in out.events:
-        (kopf.warn if kind == "Warning" else kopf.info)(body, reason=reason, message=message)
+        out.event(Reason.DRAINING, f"stopping {sts['spec']['replicas']} proxy pods; their "
+                  "spool claims are drained before the pool goes")  # fmt: skip
+    orphans = await spool_claims.tend(pool, spec, out, keep=0, memo=memo)
     if claims:
         states = ", ".join(f"{o.name}: {o.state.value}" for o in orphans) or "pods stopping"
-        logger.info("waiting for %d spool claims to drain (%s)", len(claims), states)
-        raise kopf.TemporaryError(f"{len(claims)} spool claims to drain: {states}", delay=RETRY_S)
-    await patching.set_finalizer(dict(body), naming.SPOOL_FINALIZER, present=False)
+        waiting = f"{len(claims)} spool claims to drain: {states}"
+        out.status["spool"] = {"claims": [o.as_status() for o in orphans], "waiting": waiting}
+        return out, False
+    await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)
+    return out, True
 
 
-async def _abandon(body: kopf.Body, claims: list[dict[str, Any]]) -> None:
-    namespace = str(body.metadata.namespace)
-    status = body.get("status", {})
+async def _abandon(pool: dict[str, Any], claims: list[dict[str, Any]], out: Outcome) -> None:
+    _, namespace = naming.name_of(pool)
+    status = pool.get("status") or {}
     held = int(status.get("queueDepth") or 0)
     held += sum(int(c.get("shares") or 0) for c in (status.get("spool") or {}).get("claims", []))
     for claim in claims:
         meta = claim["metadata"]
         await deleting.delete("v1", "PersistentVolumeClaim", namespace, meta["name"],
                               uid=meta["uid"])  # fmt: skip
-    kopf.warn(body, reason="SpoolsAbandoned",
-              message=f"{naming.ABANDON_SPOOLS_ANNOTATION}: {len(claims)} spool claims deleted "
-              f"undrained; about {held} shares (as last measured) are lost")  # fmt: skip
-    await patching.set_finalizer(dict(body), naming.SPOOL_FINALIZER, present=False)
+    out.event(Reason.SPOOLS_ABANDONED, f"{naming.ABANDON_SPOOLS_ANNOTATION}: {len(claims)} spool "
+              f"claims deleted undrained; about {held} shares (as last measured) are lost",
+              warning=True)  # fmt: skip
+    await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)

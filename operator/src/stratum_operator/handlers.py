@@ -1,10 +1,11 @@
-"""kopf handlers: thin. Each one only hands the StratumPool to ``reconcile``.
+"""kopf handlers: thin. kopf watches; ``pool_loop.Pools`` decides when each pool is
+reconciled and writes what it found.
 
-Create, update and resume converge at once; a timer converges again every few seconds
-(so a child deleted or edited by hand comes back) and reads the pods for status and
-writer scaling. Deleting a StratumPool: its spool claims are drained first, while our
-own finalizer holds it (``deletion.py``); then every child, which carries an owner
-reference, goes with it.
+Only watching handlers are used (``kopf.on.event``): kopf then stores nothing on a pool,
+adds no finalizer of its own (a timer or a mandatory deletion handler would: a pool
+could not be deleted once the operator was uninstalled), and logs nothing per event.
+The children are watched too, by our managed-by label, so a Service deleted by hand
+comes back at once and a Job's end is seen when it happens, not at the next tick.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from typing import Any
 
 import kopf
 
-from stratum_operator import deletion, metrics
+from stratum_operator.builders import naming
 from stratum_operator.k8s import session
-from stratum_operator.reconcile import reconcile
+from stratum_operator.pool_loop import Pools
 
 GROUP, VERSION, PLURAL = "stratum.io", "v1alpha1", "stratumpools"
-TIMER_INTERVAL_S = 10.0
+OURS = {"app.kubernetes.io/managed-by": naming.MANAGED_BY}
+CHILDREN = (("apps", "v1", "statefulsets"), ("", "v1", "services"), ("", "v1", "configmaps"),
+            ("policy", "v1", "poddisruptionbudgets"), ("batch", "v1", "jobs"))  # fmt: skip
+
+_pools = Pools()
 
 
 @kopf.on.startup()
@@ -31,12 +36,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
-    settings.posting.level = logging.INFO
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.enabled = False  # our Events are posted by pool_loop, under our name
+    settings.posting.level = logging.WARNING
 
 
 @kopf.on.login()
@@ -48,32 +49,23 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo:
     return info
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-async def converge(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, **_: Any
-) -> None:
-    with metrics.reconciling("event"):
-        await reconcile(body, patch, memo, logger, scale=False)
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def pool_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+    await _pools.pool_event(type, dict(body))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_INTERVAL_S, initial_delay=1.0)
-async def converge_and_scale(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, **_: Any
-) -> None:
-    with metrics.reconciling("timer"):
-        await reconcile(body, patch, memo, logger, scale=True)
+def _watch_children() -> None:
+    for group, version, plural in CHILDREN:
+
+        @kopf.on.event(group, version, plural, labels=OURS, id=f"child-{plural}")
+        def child_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+            _pools.child_event(type, dict(body))
 
 
-# optional: kopf adds no finalizer of its own for this; ours exists only while the pool
-# has spool claims, and it is what keeps a pool being deleted around for this handler
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-async def drain_before_delete(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    with metrics.reconciling("delete"):
-        await deletion.finalize(body, memo, logger)
+_watch_children()
 
 
 @kopf.on.cleanup()
 async def close(**_: Any) -> None:
+    await _pools.stop()
     await session.current().close()

@@ -1,120 +1,95 @@
-"""One pass of convergence for one StratumPool: what to apply, in what order, and the
-status that tells the truth about it.
+"""One pass of convergence for one StratumPool: what to apply, in what order, and what it
+found (an ``Outcome``; ``reporting.py`` turns it into status and Events).
 
-Order matters and is enforced here: Secrets exist → (Vitess: the keyspace placed) →
-ConfigMap → (Vitess: the keyspace Job) → migration Job → only once the Jobs have
-succeeded, the StatefulSet, its Services and PDB → the Deployment of an older release
-retired once its spools can drain → spool claims whose pod is gone drained and deleted.
-A failed Job is retried with backoff, and proxies are never rolled out against a schema
-they don't match. The pass is idempotent: the create/update/resume handlers and the
-timer all run it, and it converges whatever was edited or deleted by hand.
+Order matters and is enforced here: Secrets exist with the keys the pods read →
+(Vitess: the keyspace placed) → ConfigMap → (Vitess: the keyspace Job) → migration Job
+→ only once the Jobs have succeeded, the StatefulSet, its Services and PDB → the
+Deployment of an older release retired once its spools can drain → spool claims whose
+pod is gone drained and deleted. A failed Job is retried with backoff, and proxies are
+never rolled out against a schema they don't match. The pass is idempotent, and it
+converges whatever was edited or deleted by hand.
+
+A full pass applies; a light one (the periodic tick in between) only reads the
+StatefulSet it already knows and the pods' metrics, and falls back to a full pass when
+anything suggests one is due.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
 from stratum_operator import job_gate, spool_claims
 from stratum_operator.builders import Children, desired_objects, naming
-from stratum_operator.conditions import Condition, merge, phase
 from stratum_operator.k8s import applying, fetching, patching
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec, parse_spec
 from stratum_operator.vitess_cluster import place_keyspace
+from stratum_operator.vocabulary import ConditionType, Phase, Reason
 from stratum_operator.workload import report_rollout, retire_deployment, roll_out
 from stratum_operator.writer_scaling import scale_writers
 
-FULL_PASS_S = 60.0  # a full re-apply at least this often; timer ticks between only read
+FULL_PASS_S = 60.0  # a full re-apply at least this often; ticks between only read
+_LIGHT_PHASES = (Phase.READY, Phase.PROGRESSING, Phase.DEGRADED)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def reconcile(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: Any, *, scale: bool
-) -> None:
-    if body.metadata.get("deletionTimestamp"):
-        return  # being deleted: deletion.finalize drains it; nothing is re-applied
-    lock = memo.setdefault("lock", asyncio.Lock())
-    async with lock:  # the timer and the event handlers never interleave on one pool
-        out = Outcome()
-        status = dict(body.get("status", {}))
-        try:
-            spec = parse_spec(dict(body.spec))
-        except ValidationError as exc:
-            out.condition("Degraded", True, "InvalidSpec", str(exc).splitlines()[0])
-            for cond in _write_status(body, patch, status, out):
-                kopf.warn(body, reason=cond.reason, message=cond.message)
-            return
-        if not (scale and await _light_tick(body, spec, status, memo, out)):
-            await _converge(body, spec, status, memo, out, scale=scale)
-            memo["converged"] = (body.metadata.get("generation"), time.monotonic())
-        flipped = _write_status(body, patch, status, out)
-        for cond in flipped:  # a condition is news only when it flips
-            bad = (cond.type == "Degraded") == cond.status
-            out.event(cond.reason, f"{cond.type} is {cond.status}: {cond.message}", warning=bad)
-        for kind, reason, message in out.events:
-            (kopf.warn if kind == "Warning" else kopf.info)(body, reason=reason, message=message)
-        logger.debug("reconciled: %s", out.status.get("phase"))
+async def reconcile(pool: dict[str, Any], memo: dict[str, Any], *, full: bool) -> Outcome:
+    out = Outcome()
+    annotations = pool["metadata"].get("annotations") or {}
+    if annotations.get(naming.PAUSE_RECONCILIATION_ANNOTATION) == "true":
+        out.condition(ConditionType.RECONCILIATION_PAUSED, True, Reason.PAUSED_BY_ANNOTATION,
+                      f"{naming.PAUSE_RECONCILIATION_ANNOTATION} is set: nothing of this pool "
+                      "is changed, scaled or restored until it is removed")  # fmt: skip
+        return out
+    out.condition(ConditionType.RECONCILIATION_PAUSED, False, Reason.RECONCILING,
+                  f"{naming.PAUSE_RECONCILIATION_ANNOTATION} is not set")  # fmt: skip
+    try:
+        spec = parse_spec(dict(pool["spec"]))
+    except ValidationError as exc:
+        why = str(exc).splitlines()[0]
+        out.condition(ConditionType.DEGRADED, True, Reason.INVALID_SPEC, why)
+        out.condition(ConditionType.READY, False, Reason.INVALID_SPEC, why)
+        return out
+    if full or not await _light_tick(pool, spec, memo, out):
+        await _converge(pool, spec, memo, out)
+        memo["converged"] = (pool["metadata"].get("generation"), time.monotonic())
+    return out
 
 
 async def _light_tick(
-    body: kopf.Body, spec: StratumPoolSpec, status: dict[str, Any], memo: kopf.Memo, out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
 ) -> bool:
-    """Between full passes a timer tick only reads: the Deployment (for readiness) and the
-    writers (for scaling). False when a full pass is due: the spec changed, a minute
-    passed (hand edits are put right), or the Deployment is gone (it is re-created)."""
+    """Between full passes a tick only reads: the StatefulSet as last seen (its watch
+    keeps it fresh) for readiness, and the writers for scaling. False when a full pass
+    is due: the spec changed, a minute passed (hand edits are put right), the pool is
+    not serving yet, or the StatefulSet is gone or edited."""
     generation, at = memo.get("converged", (None, 0.0))
-    if generation != body.metadata.get("generation") or time.monotonic() - at > FULL_PASS_S:
+    if generation != pool["metadata"].get("generation") or time.monotonic() - at > FULL_PASS_S:
         return False
-    if status.get("phase") not in ("Ready", "Progressing"):
+    if (pool.get("status") or {}).get("phase") not in _LIGHT_PHASES:
         return False  # blocked or migrating: the full pass is what moves it on
-    name, namespace = body.metadata.name, body.metadata.namespace
-    assert name is not None and namespace is not None
-    current = await fetching.get("apps/v1", "StatefulSet", namespace, naming.proxy_name(name))
-    if current is None:
+    sts = memo.get("statefulset")
+    if sts is None or sts["metadata"].get("deletionTimestamp"):
         return False
-    report_rollout(current, spec.proxy.replicas, out)
+    if sts["spec"].get("replicas") != spec.proxy.replicas:
+        return False  # scaled by hand: put right now, not in a minute
+    report_rollout(sts, spec, pool.get("status") or {}, memo, out)
+    name, namespace = naming.name_of(pool)
     if memo.get("retiring_deployment"):  # followed every tick until it is gone
-        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, current, out)
+        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
     if memo.get("claims_in_flight"):  # only while a drain is under way: idle pools don't list
-        await _tend_claims(body, spec, memo, out)
-    await scale_writers(body, spec, status, memo, out)
+        await _tend_claims(pool, spec, memo, out)
+    await scale_writers(pool, spec, memo, out)
     return True
 
 
 async def _converge(
-    body: kopf.Body,
-    spec: StratumPoolSpec,
-    status: dict[str, Any],
-    memo: kopf.Memo,
-    out: Outcome,
-    *,
-    scale: bool,
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
 ) -> None:
-    name, namespace = body.metadata.name, body.metadata.namespace
-    assert name is not None and namespace is not None
-    missing = [
-        secret
-        for secret in spec.secret_names()
-        if await fetching.get("v1", "Secret", namespace, secret) is None
-    ]
-    if missing:
-        out.condition(
-            "Degraded",
-            True,
-            "SecretMissing",
-            f"Secret {', '.join(repr(m) for m in missing)} not found in namespace {namespace!r}; "
-            "proxies are not rolled out until it exists",
-        )
-        out.condition("Ready", False, "SecretMissing", "waiting for Secrets")
+    name, namespace = naming.name_of(pool)
+    if not await _secrets_usable(namespace, spec, out):
         return
     managed = False
     if spec.persistence.backend == "vitess":
@@ -123,12 +98,15 @@ async def _converge(
             return
         managed = placement.managed
     children = desired_objects(name, namespace, spec, vitess_managed=managed)
-    kopf.adopt(children.all(), owner=body, strict=True)
+    naming.own(pool, children.all())
     await applying.apply(children.config)
-    if not await _schema_ready(children, status, out):
-        out.condition("Degraded", False, "AsExpected", "")
+    if not await _schema_ready(children, pool.get("status") or {}, out):
+        out.healthy()
         return
-    sts = await roll_out(children, status, out)
+    sts = await roll_out(pool, children, spec, memo, out)
+    memo["statefulset"] = sts
+    for restored in memo.pop("deleted_children", []):
+        out.event(Reason.RESTORED, f"{restored} was deleted; re-created it")
     if memo.get("retiring_deployment", True):  # once after start; then only while one goes
         memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
     # A claim loses its pod for good only when replicas go down: look after a scale-in,
@@ -136,23 +114,51 @@ async def _converge(
     # while it was away). Idle pools cost no listing.
     shrunk = spec.proxy.replicas < memo.get("replicas_seen", spec.proxy.replicas)
     if shrunk or memo.get("claims_in_flight", True):
-        await _tend_claims(body, spec, memo, out)
+        await _tend_claims(pool, spec, memo, out)
     memo["replicas_seen"] = spec.proxy.replicas
     if spec.spool.ephemeral:
-        out.condition("SpoolEphemeral", True, "EmptyDir",
+        out.condition(ConditionType.SPOOL_EPHEMERAL, True, Reason.EMPTY_DIR,
                       "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
                       "are lost with their pod")  # fmt: skip
-    await _hold_deletion_for_claims(body, spec)
-    if scale:
-        await scale_writers(body, spec, status, memo, out)
+    await _hold_deletion_for_claims(pool, spec)
+    await scale_writers(pool, spec, memo, out)
+
+
+async def _secrets_usable(namespace: str, spec: StratumPoolSpec, out: Outcome) -> bool:
+    """Every Secret the pods read exists and has the keys they read: a mistake the API
+    server can't see is named here (the key expected, never a value), not found by a
+    Job failing minutes later."""
+    missing, wrong = [], []
+    for secret, keys in spec.secret_keys().items():
+        found = await fetching.get("v1", "Secret", namespace, secret)
+        if found is None:
+            missing.append(repr(secret))
+            continue
+        has = sorted(found.get("data") or {})
+        lacking = [k for k in keys if k not in has]
+        if lacking:
+            wrong.append(f"Secret {secret!r} has no key {', '.join(map(repr, lacking))} "
+                         f"(its keys: {', '.join(has) or 'none'})")  # fmt: skip
+    if missing:
+        why = (f"Secret {', '.join(missing)} not found in namespace {namespace!r}; "
+               "proxies are not rolled out until it exists")  # fmt: skip
+        out.condition(ConditionType.DEGRADED, True, Reason.SECRET_MISSING, why)
+        out.condition(ConditionType.READY, False, Reason.SECRET_MISSING, "waiting for Secrets")
+        return False
+    if wrong:
+        why = "; ".join(wrong) + ": set the key the spec names, or name the key it has"
+        out.condition(ConditionType.DEGRADED, True, Reason.SECRET_KEY_MISSING, why)
+        out.condition(ConditionType.READY, False, Reason.SECRET_KEY_MISSING,
+                      "waiting for Secret keys")  # fmt: skip
+        return False
+    return True
 
 
 async def _tend_claims(
-    body: kopf.Body, spec: StratumPoolSpec, memo: kopf.Memo, out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
 ) -> None:
     """status.spool: the claims whose pod is gone, and what they still hold."""
-    orphans = await spool_claims.tend(body, spec, out, keep=spec.proxy.replicas,
-                                      last_queues=memo.get("pod_queues", {}))  # fmt: skip
+    orphans = await spool_claims.tend(pool, spec, out, keep=spec.proxy.replicas, memo=memo)
     memo["claims_in_flight"] = bool(orphans)
     known = [o.shares for o in orphans if o.shares is not None]
     out.status["spool"] = {
@@ -161,42 +167,22 @@ async def _tend_claims(
     }
 
 
-async def _hold_deletion_for_claims(body: kopf.Body, spec: StratumPoolSpec) -> None:
+async def _hold_deletion_for_claims(pool: dict[str, Any], spec: StratumPoolSpec) -> None:
     """While spool claims may hold shares, deleting the pool waits for their drain.
 
     SQLite pools keep their database on the claims, which Kubernetes retains; nothing
-    there is drained, so nothing waits."""
+    there is drained, so nothing waits. No other finalizer is ever put on a pool."""
     wanted = not spec.spool.ephemeral and spec.persistence.backend != "sqlite"
-    await patching.set_finalizer(dict(body), naming.SPOOL_FINALIZER, present=wanted)
+    await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=wanted)
 
 
 async def _schema_ready(children: Children, status: dict[str, Any], out: Outcome) -> bool:
     if children.keyspace is not None and not await job_gate.passed(
         job_gate.KEYSPACE, children.keyspace, status, out
     ):
-        out.condition("Ready", False, "KeyspaceNotReady", "waiting for the Vitess keyspace Job")
         return False
     if children.migration is None:
-        out.condition(
-            "SchemaReady", True, "MigratedByWriter", "SQLite: each writer migrates its own database"
-        )
+        out.condition(ConditionType.SCHEMA_READY, True, Reason.MIGRATED_BY_WRITER,
+                      "SQLite: each writer migrates its own database")  # fmt: skip
         return True
     return await job_gate.passed(job_gate.SCHEMA, children.migration, status, out)
-
-
-def _write_status(
-    body: kopf.Body, patch: kopf.Patch, status: dict[str, Any], out: Outcome
-) -> list[Condition]:
-    conditions, flipped = merge(
-        status.get("conditions", []),
-        out.conditions,
-        _now(),
-        int(body.metadata.get("generation", 0)),
-    )
-    out.status["phase"] = phase(out.conditions)
-    out.status["conditions"] = conditions
-    out.status["observedGeneration"] = body.metadata.get("generation")
-    for key, value in out.status.items():
-        if status.get(key) != value:  # an unchanged status is not written: no churn
-            patch.status[key] = value
-    return flipped

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stratum_operator import __version__
 
+DEFAULT_REPLICAS = 2
+TLS_KEYS = ("tls.crt", "tls.key")  # a kubernetes.io/tls Secret's, as the proxy mounts them
 IMAGE_REGISTRY = "ghcr.io/stratum-operator"
 # vtctldclient for the keyspace Job: Vitess's own image, the release our tests run
 VTCTLDCLIENT_IMAGE = "vitess/lite:v24.0.4"
@@ -42,7 +44,7 @@ class UpstreamCredentials(_Model):
 
 
 class ProxySpec(_Model):
-    replicas: int = 2
+    replicas: int = 0  # unset: StratumPoolSpec makes it 2, or 1 for sqlite
     image: str | None = None
     port: int = 3333
     metrics_port: int = Field(9101, alias="metricsPort")
@@ -53,6 +55,7 @@ class ProxySpec(_Model):
     local_reject: bool = Field(True, alias="localReject")
     submit_timeout_seconds: int = Field(30, alias="submitTimeoutSeconds")
     max_connections: int = Field(100_000, alias="maxConnections")
+    progress_deadline_seconds: int = Field(600, alias="progressDeadlineSeconds")
     resources: dict[str, Any] | None = None
 
 
@@ -74,6 +77,7 @@ class SpoolSpec(_Model):
 class VitessSpec(_Model):
     keyspace: str
     shards: list[str] = ["-80", "80-"]
+    resharded_to: list[str] | None = Field(None, alias="reshardedTo")
     vtctld_address: str = Field(alias="vtctldAddress")
     vitess_cluster: str | None = Field(None, alias="vitessCluster")
     patch_vitess_cluster: bool = Field(False, alias="patchVitessCluster")
@@ -109,6 +113,15 @@ class StratumPoolSpec(_Model):
     writer: WriterSpec = WriterSpec()
     pod_template: PodTemplateSpec = Field(PodTemplateSpec(), alias="podTemplate")
 
+    @model_validator(mode="after")
+    def _default_replicas(self) -> StratumPoolSpec:
+        """2 proxies by default; 1 for sqlite, the only count it allows (the CRD can't
+        default one field on another's value, so the default is here, and in status)."""
+        if not self.proxy.replicas:
+            replicas = 1 if self.persistence.backend == "sqlite" else DEFAULT_REPLICAS
+            object.__setattr__(self, "proxy", self.proxy.model_copy(update={"replicas": replicas}))
+        return self
+
     @property
     def proxy_image(self) -> str:
         return self.proxy.image or default_image("proxy")
@@ -117,16 +130,19 @@ class StratumPoolSpec(_Model):
     def writer_image(self) -> str:
         return self.writer.image or default_image("writer")
 
-    def secret_names(self) -> list[str]:
-        """Every Secret the pods need; a missing one holds the rollout with a condition."""
-        names = []
+    def secret_keys(self) -> dict[str, list[str]]:
+        """Every Secret the pods read, with the keys they read from it; a missing one
+        holds the rollout with a condition."""
+        keys: dict[str, list[str]] = {}
         if self.persistence.database_url_secret is not None:
-            names.append(self.persistence.database_url_secret.name)
+            ref = self.persistence.database_url_secret
+            keys.setdefault(ref.name, []).append(ref.key)
         if self.upstream_credentials is not None:
-            names.append(self.upstream_credentials.name)
+            creds = self.upstream_credentials
+            keys.setdefault(creds.name, []).extend([creds.account_key, creds.password_key])
         if self.proxy.tls_secret is not None:
-            names.append(self.proxy.tls_secret)
-        return names
+            keys.setdefault(self.proxy.tls_secret, []).extend(TLS_KEYS)
+        return keys
 
 
 def parse_spec(spec: dict[str, Any]) -> StratumPoolSpec:

@@ -18,14 +18,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
+from stratum_operator import job_status
 from stratum_operator.builders import naming
 from stratum_operator.builders.drain import EXIT_DEAD_LETTERS_LEFT, build_drain_job
+from stratum_operator.job_status import JobState
 from stratum_operator.k8s import applying, deleting, fetching
 from stratum_operator.observe import read_writer
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec
+from stratum_operator.vocabulary import Reason
 
 
 class ClaimState(enum.Enum):
@@ -58,25 +59,10 @@ class OrphanClaim:
         return entry
 
 
-def _job_state(job: dict[str, Any]) -> str:
-    for cond in job.get("status", {}).get("conditions", []):
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
-            return str(cond["type"])
-    return "Running"
-
-
-async def _job_pods(namespace: str, job: str) -> list[dict[str, Any]]:
-    return await fetching.list_objects(
-        "v1", "Pod", namespace, {"batch.kubernetes.io/job-name": job}
-    )
-
-
 def _summary(pods: list[dict[str, Any]]) -> dict[str, Any]:
     """The drain's own account of itself: its container's termination message."""
-    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""),
-                      reverse=True):  # fmt: skip
-        for status in pod.get("status", {}).get("containerStatuses", []):
-            terminated = status.get("state", {}).get("terminated") or {}
+    for pod in job_status.newest_first(pods):
+        for _, terminated in job_status.terminations(pod):
             try:
                 found = json.loads(terminated.get("message") or "null")
             except ValueError:
@@ -87,16 +73,18 @@ def _summary(pods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def tend(
-    body: kopf.Body, spec: StratumPoolSpec, out: Outcome, *, keep: int,
-    last_queues: dict[str, int],
+    pool: dict[str, Any], spec: StratumPoolSpec, out: Outcome, *, keep: int,
+    memo: dict[str, Any],
 ) -> list[OrphanClaim]:  # fmt: skip
     """Drain and delete the claims of ordinals ``keep`` and above whose pod is gone.
 
-    ``keep`` is the wanted replica count; 0 while the pool is being deleted.
-    ``last_queues``: each pod's queue as last read, the claim's count until its drain
-    Job's own writer answers."""
-    name, namespace = body.metadata.name, body.metadata.namespace
-    assert name is not None and namespace is not None
+    ``keep`` is the wanted replica count; 0 while the pool is being deleted. From the
+    pool's ``memo``: ``pod_queues``, each pod's queue as last read (the claim's count
+    until its drain Job's own writer answers); ``drain_failures``, the failed drain Jobs
+    already told of in an Event."""
+    name, namespace = naming.name_of(pool)
+    last_queues: dict[str, int] = memo.get("pod_queues", {})
+    reported_failures: set[str] = memo.setdefault("drain_failures", set())
     if spec.spool.ephemeral:
         return []
     claims = await fetching.list_objects(
@@ -116,11 +104,12 @@ async def tend(
         job_name = naming.drain_job_name(name, ordinal, claim["metadata"]["uid"])
         job = next((j for j in drains if j["metadata"]["name"] == job_name), None)
         if ordinal < keep:  # its pod is (or comes) back and resumes the claim itself
-            if job is not None and _job_state(job) == "Running":
+            if job is not None and job_status.state_of(job) is JobState.RUNNING:
                 await deleting.delete("batch/v1", "Job", namespace, job_name)
-                out.event("DrainStopped", f"pod {ordinal} is back: it resumes {claim_name}")
+                out.event(Reason.DRAIN_STOPPED, f"pod {ordinal} is back: it resumes {claim_name}")
             continue
-        orphan = await _tend_one(body, spec, claim, ordinal, job, pod_names, out)
+        orphan = await _tend_one(pool, spec, claim, ordinal, job, pod_names, out,
+                                 reported_failures)  # fmt: skip
         if orphan is not None:
             if orphan.shares is None:
                 orphan.shares = last_queues.get(f"{naming.proxy_name(name)}-{ordinal}")
@@ -129,10 +118,10 @@ async def tend(
 
 
 async def _tend_one(
-    body: kopf.Body, spec: StratumPoolSpec, claim: dict[str, Any], ordinal: int,
-    job: dict[str, Any] | None, pod_names: set[str], out: Outcome,
+    pool: dict[str, Any], spec: StratumPoolSpec, claim: dict[str, Any], ordinal: int,
+    job: dict[str, Any] | None, pod_names: set[str], out: Outcome, reported_failures: set[str],
 ) -> OrphanClaim | None:  # fmt: skip
-    name, namespace = str(body.metadata.name), str(body.metadata.namespace)
+    name, namespace = naming.name_of(pool)
     claim_name, uid = claim["metadata"]["name"], claim["metadata"]["uid"]
     if f"{naming.proxy_name(name)}-{ordinal}" in pod_names:
         why = "its pod is still stopping (its writer drains first)"
@@ -143,27 +132,29 @@ async def _tend_one(
     if job is None:
         manifest = build_drain_job(name, namespace, spec, ordinal=ordinal, claim=claim_name,
                                    claim_uid=uid)  # fmt: skip
-        kopf.adopt(manifest, owner=body, strict=True)
+        naming.own(pool, [manifest])
         job = await applying.apply(manifest)
-        out.event("DrainStarted", f"draining {claim_name} (pod {ordinal} is gone) with Job "
+        out.event(Reason.DRAIN_STARTED, f"draining {claim_name} (pod {ordinal} is gone) with Job "
                   f"{manifest['metadata']['name']}")  # fmt: skip
     job_name = job["metadata"]["name"]
-    state = _job_state(job)
-    pods = await _job_pods(namespace, job_name)
+    state = job_status.state_of(job)
+    pods = await job_status.pods_of(namespace, job_name)
     summary = _summary(pods)
-    if state == "Complete":
+    if state is JobState.COMPLETE:
         await deleting.delete("v1", "PersistentVolumeClaim", namespace, claim_name, uid=uid)
         stored, before = summary.get("stored", "?"), summary.get("already_stored", 0)
-        out.event("DrainSucceeded", f"{claim_name} drained: {stored} shares stored "
+        out.event(Reason.DRAIN_SUCCEEDED, f"{claim_name} drained: {stored} shares stored "
                   f"({before} were already); claim deleted")  # fmt: skip
         return None
-    if state == "Failed":
+    if state is JobState.FAILED:
         dead = summary.get("dead_letters")
         why = (f"{dead} dead letters lie beside its spool: replay them "
                "(stratum-writer replay), then delete the Job to drain again")  # fmt: skip
         if not dead:
             why = _failure(job, pods)
-        out.event("DrainFailed", f"{claim_name} kept: {why}", warning=True)
+        if job_name not in reported_failures:  # one Event per failure, not one per pass
+            reported_failures.add(job_name)
+            out.event(Reason.DRAIN_FAILED, f"{claim_name} kept: {why}", warning=True)
         return OrphanClaim(claim_name, ordinal, ClaimState.KEPT, summary.get("left"), job_name,
                            why)  # fmt: skip
     running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
@@ -173,11 +164,8 @@ async def _tend_one(
 
 
 def _failure(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
-    for cond in job.get("status", {}).get("conditions", []):
-        if cond.get("type") == "Failed":
-            statuses = [s for p in pods for s in p.get("status", {}).get("containerStatuses", [])]
-            codes = [s.get("state", {}).get("terminated", {}).get("exitCode") for s in statuses]
-            code = next((c for c in codes if c not in (None, 0)), None)
-            dead = " (dead letters remain)" if code == EXIT_DEAD_LETTERS_LEFT else ""
-            return f"the drain Job failed{dead}: {cond.get('reason', '')} {cond.get('message', '')}"
-    return "the drain Job failed"
+    codes = [t.get("exitCode") for p in pods for _, t in job_status.terminations(p)]
+    dead = " (dead letters remain)" if EXIT_DEAD_LETTERS_LEFT in codes else ""
+    said = job_status.last_words(pods)
+    why = job_status.failure_condition(job)
+    return f"the drain Job failed{dead}: {why}" + (f"; {said}" if said else "")

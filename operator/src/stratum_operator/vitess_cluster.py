@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from stratum_operator.builders.vitess import declared_keyspace, keyspace_entry, keyspace_readiness
-from stratum_operator.job_gate import Reporter
 from stratum_operator.k8s import fetching, patching
-from stratum_operator.k8s.session import ApiError
+from stratum_operator.k8s.errors import Conflict, NotFound, Unprocessable
+from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec
+from stratum_operator.vocabulary import ConditionType, Reason
 
 API_VERSION, KIND = "planetscale.com/v2", "VitessCluster"
 
@@ -35,25 +36,25 @@ class Placement:
         return self.managed_by is not None
 
 
-def _hold(out: Reporter, reason: str, message: str, *, blocked: bool) -> None:
-    out.condition("KeyspaceReady", False, reason, message)
-    out.condition(
-        "Degraded", blocked, reason if blocked else "AsExpected", message if blocked else ""
-    )
-    out.condition("Ready", False, reason, "waiting for the Vitess keyspace")
+def _hold(out: Outcome, reason: Reason, message: str, *, blocked: bool) -> None:
+    out.condition(ConditionType.KEYSPACE_READY, False, reason, message)
+    if blocked:
+        out.condition(ConditionType.DEGRADED, True, reason, message)
+    else:
+        out.healthy()
+    out.condition(ConditionType.READY, False, Reason.KEYSPACE_NOT_READY,
+                  "waiting for the Vitess keyspace")  # fmt: skip
 
 
 async def _declaring_cluster(namespace: str, keyspace: str) -> dict[str, Any] | None:
     try:
         clusters = await fetching.list_objects(API_VERSION, KIND, namespace, {})
-    except ApiError as exc:
-        if exc.status == 404:  # the planetscale.com CRDs are not installed
-            return None
-        raise
+    except NotFound:  # the planetscale.com CRDs are not installed
+        return None
     return next((c for c in clusters if declared_keyspace(c, keyspace) is not None), None)
 
 
-async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Reporter) -> Placement | None:
+async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Outcome) -> Placement | None:
     """The keyspace's placement once the Job may run; None (with conditions set) until then."""
     assert spec.vitess is not None
     vitess, keyspace = spec.vitess, spec.vitess.keyspace
@@ -63,7 +64,7 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Reporter) -
         if cluster is None:
             _hold(
                 out,
-                "VitessClusterMissing",
+                Reason.VITESS_CLUSTER_MISSING,
                 f"VitessCluster {name!r} not found in namespace {namespace!r} "
                 "(is the vitess-operator installed, and the name right?)",
                 blocked=True,
@@ -80,7 +81,7 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Reporter) -
         if not vitess.patch_vitess_cluster:
             _hold(
                 out,
-                "KeyspaceNotDeclared",
+                Reason.KEYSPACE_NOT_DECLARED,
                 f"keyspace {keyspace!r} is not declared in VitessCluster {name!r}, whose "
                 "operator prunes keyspaces it does not know: add it to its spec.keyspaces, "
                 "or set spec.vitess.patchVitessCluster: true",
@@ -92,7 +93,7 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Reporter) -
         except ValueError as exc:
             _hold(
                 out,
-                "KeyspaceNotDeclared",
+                Reason.KEYSPACE_NOT_DECLARED,
                 f"can't declare {keyspace!r} in VitessCluster {name!r}: {exc}",
                 blocked=True,
             )
@@ -101,13 +102,13 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Reporter) -
         return None
     ready, message = keyspace_readiness(cluster, keyspace)
     if not ready:
-        _hold(out, "WaitingForVitessCluster", message, blocked=False)
+        _hold(out, Reason.WAITING_FOR_VITESS_CLUSTER, message, blocked=False)
         return None
     return Placement(name)
 
 
 async def _declare(
-    namespace: str, cluster: dict[str, Any], entry: dict[str, Any], out: Reporter
+    namespace: str, cluster: dict[str, Any], entry: dict[str, Any], out: Outcome
 ) -> None:
     name = cluster["metadata"]["name"]
     has_list = "keyspaces" in cluster.get("spec", {})
@@ -126,24 +127,22 @@ async def _declare(
     ]
     try:
         await patching.json_patch(API_VERSION, KIND, namespace, name, operations)
-    except ApiError as exc:
-        if exc.status not in (409, 422):
-            raise
+    except (Conflict, Unprocessable):  # its resourceVersion moved under our test
         _hold(
             out,
-            "WaitingForVitessCluster",
+            Reason.WAITING_FOR_VITESS_CLUSTER,
             f"VitessCluster {name!r} changed while declaring the keyspace; retrying",
             blocked=False,
         )
         return
     parts = entry["partitionings"][0]["equal"]["parts"]
     out.event(
-        "VitessClusterPatched",
+        Reason.VITESS_CLUSTER_PATCHED,
         f"declared keyspace {entry['name']!r} ({parts} shards) in VitessCluster {name!r}",
     )
     _hold(
         out,
-        "WaitingForVitessCluster",
+        Reason.WAITING_FOR_VITESS_CLUSTER,
         f"declared keyspace {entry['name']!r} in VitessCluster {name!r}; waiting for its "
         "shards to be ready",
         blocked=False,

@@ -9,58 +9,118 @@ SIGTERM's drain (which a database outage would cut short) stores what is left.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from stratum_operator.builders import Children, naming
-from stratum_operator.k8s import applying, deleting, fetching
+from stratum_operator.conditions import is_true
+from stratum_operator.k8s import applying, deleting, fetching, resources
 from stratum_operator.observe import read_writer, ready_pods
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec
+from stratum_operator.vocabulary import ConditionType, Reason
 
 
-async def roll_out(children: Children, status: dict[str, Any], out: Outcome) -> dict[str, Any]:
-    """Apply the StatefulSet (then its Services and PDB); the StatefulSet as it is now."""
+async def roll_out(
+    pool: dict[str, Any], children: Children, spec: StratumPoolSpec, memo: dict[str, Any],
+    out: Outcome,
+) -> dict[str, Any]:  # fmt: skip
+    """Apply the StatefulSet (then its Services and PDB); the StatefulSet as it is now.
+
+    What was there before tells what happened: nothing, on a pool that had rolled out,
+    is a StatefulSet deleted by hand; another replica count than the spec's, a hand
+    ``kubectl scale``; another configuration hash, a rollout."""
     sts = children.workload[0]
     meta = sts["metadata"]
+    status = pool.get("status") or {}
     before = await fetching.get("apps/v1", "StatefulSet", meta["namespace"], meta["name"])
     wanted = sts["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION]
-    if before is None and status.get("observedGeneration") is not None:
-        out.event("Restored", f"StatefulSet {meta['name']} was missing; re-created it")
+    if before is None and status.get("replicas") is not None:
+        out.event(Reason.RESTORED, f"StatefulSet {meta['name']} was missing; re-created it")
     elif before is not None:
         had = before["spec"]["template"]["metadata"].get("annotations", {})
+        replicas = before["spec"].get("replicas")
         if had.get(naming.CONFIG_HASH_ANNOTATION) != wanted:
-            out.event("RollingOut", f"configuration changed ({wanted}): rolling the proxies")
+            out.event(Reason.ROLLING_OUT, f"configuration changed ({wanted}): rolling the proxies")
+        elif replicas != spec.proxy.replicas and status.get("replicas") == spec.proxy.replicas:
+            out.event(Reason.RESTORED, f"StatefulSet {meta['name']} had {replicas} replicas, set "
+                      f"by hand; back to spec.proxy.replicas ({spec.proxy.replicas})")  # fmt: skip
+        elif replicas != spec.proxy.replicas:
+            out.event(Reason.SCALED, f"proxies {replicas} -> {spec.proxy.replicas}")
     applied = [await applying.apply(obj) for obj in children.workload]
-    report_rollout(applied[0], sts["spec"]["replicas"], out)
+    report_rollout(applied[0], spec, status, memo, out)
     return applied[0]
 
 
-def report_rollout(sts: dict[str, Any], desired: int, out: Outcome) -> None:
+def report_rollout(
+    sts: dict[str, Any], spec: StratumPoolSpec, status: dict[str, Any], memo: dict[str, Any],
+    out: Outcome, *, now: float | None = None,
+) -> None:  # fmt: skip
+    """Progressing, Ready and Degraded from the StatefulSet, as a pool operator means them.
+
+    A rollout is a StatefulSet generation (template or replica count) that has not yet
+    had all its pods updated and ready: Progressing, until it completes (its generation
+    is then kept in ``status.rolledOutGeneration``) or makes no progress for
+    ``spec.proxy.progressDeadlineSeconds`` (stuck: Degraded). Outside a rollout, fewer
+    ready pods than wanted on a pool that was Ready is Degraded, not progress."""
+    now = time.monotonic() if now is None else now
+    desired = spec.proxy.replicas
     current = sts.get("status", {})
     ready = int(current.get("readyReplicas", 0))
     updated = int(current.get("updatedReplicas", 0))
-    out.status.update(replicas=desired, readyReplicas=ready, ready=f"{ready}/{desired}")
-    generation = sts["metadata"].get("generation", 0)
-    revisions = current.get("currentRevision") != current.get("updateRevision")
-    rolling = (
-        updated < desired
-        or ready < desired
-        or current.get("observedGeneration", 0) < generation
-        or (revisions and bool(current.get("updateRevision")))
+    generation = int(sts["metadata"].get("generation", 0))
+    settled = (
+        int(current.get("observedGeneration", 0)) >= generation
+        and current.get("currentRevision") == current.get("updateRevision")
+        and updated >= desired
+        and ready >= desired
+        and sts["spec"].get("replicas") == desired
     )
-    out.condition(
-        "Progressing",
-        rolling,
-        "RollingOut" if rolling else "Complete",
-        f"{updated} of {desired} pods updated, {ready} ready",
+    done = int(status.get("rolledOutGeneration") or 0)
+    out.status.update(replicas=desired, readyReplicas=ready, ready=f"{ready}/{desired}",
+                      selector=resources.label_selector(naming.selector(naming.pool_of(sts),
+                                                                      "proxy")))  # fmt: skip
+    conditions = status.get("conditions") or []
+    was_ready = is_true(conditions, ConditionType.READY) or any(
+        c.get("type") == ConditionType.DEGRADED and c.get("reason") == Reason.REPLICAS_UNAVAILABLE
+        for c in conditions
     )
-    out.condition("Degraded", False, "AsExpected", "")
-    out.condition(
-        "Ready",
-        ready >= desired and not rolling,
-        "AllReplicasReady" if ready >= desired else "ReplicasNotReady",
-        f"{ready}/{desired} proxy pods ready",
-    )
+    if settled:
+        memo.pop("progress", None)
+        out.status["rolledOutGeneration"] = max(done, generation)
+        out.condition(ConditionType.PROGRESSING, False, Reason.COMPLETE,
+                      f"all {desired} pods updated and ready")  # fmt: skip
+        out.condition(ConditionType.READY, True, Reason.ALL_REPLICAS_READY,
+                      f"{ready}/{desired} proxy pods ready")  # fmt: skip
+        out.healthy()
+        return
+    counts = f"{updated} of {desired} pods updated, {ready} ready"
+    if generation > done or sts["spec"].get("replicas") != desired:  # a rollout under way
+        mark = (generation, updated, ready, current.get("updateRevision"))
+        if memo.get("progress", (None,))[0] != mark:
+            memo["progress"] = (mark, now)
+        stalled = now - memo["progress"][1]
+        out.condition(ConditionType.READY, False, Reason.ROLLING_OUT, f"rolling out: {counts}")
+        if stalled > spec.proxy.progress_deadline_seconds:
+            why = (f"no progress for {int(stalled)}s (progressDeadlineSeconds "
+                   f"{spec.proxy.progress_deadline_seconds}): {counts}")  # fmt: skip
+            out.condition(ConditionType.PROGRESSING, False, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
+            out.condition(ConditionType.DEGRADED, True, Reason.ROLLOUT_STUCK, why)
+        else:
+            out.condition(ConditionType.PROGRESSING, True, Reason.ROLLING_OUT, counts)
+            out.healthy()
+        return
+    memo.pop("progress", None)
+    out.condition(ConditionType.PROGRESSING, False, Reason.COMPLETE,
+                  f"all {desired} pods at the current revision")  # fmt: skip
+    out.condition(ConditionType.READY, False, Reason.REPLICAS_NOT_READY,
+                  f"{ready}/{desired} proxy pods ready")  # fmt: skip
+    if was_ready:
+        out.condition(ConditionType.DEGRADED, True, Reason.REPLICAS_UNAVAILABLE,
+                      f"{ready} of {desired} proxy pods ready; the pool was Ready. Miners of "
+                      "the others reconnect to the ready ones")  # fmt: skip
+    else:
+        out.healthy()
 
 
 async def retire_deployment(
@@ -94,13 +154,13 @@ async def retire_deployment(
             return True
         held += writer.queue
     await deleting.delete("apps/v1", "Deployment", namespace, naming.proxy_name(name))
-    out.event("DeploymentRetired", f"the Deployment's {len(old_pods)} pods go now, their "
+    out.event(Reason.DEPLOYMENT_RETIRED, f"the Deployment's {len(old_pods)} pods go now, their "
               f"writers storing the last {held} shares of their spools")  # fmt: skip
     return False
 
 
 def _holding(out: Outcome, why: str) -> None:
-    out.condition("Progressing", True, "RetiringDeployment",
+    out.condition(ConditionType.PROGRESSING, True, Reason.RETIRING_DEPLOYMENT,
                   f"moving from the Deployment to the StatefulSet: {why}")  # fmt: skip
 
 

@@ -5,31 +5,37 @@ the ``stratum.io/writer-workers`` pod annotation, which a downward-API file mirr
 the container: no restart, and never on the Deployment's template (that would roll the
 pods). ``status.writer`` keeps the last decisions with their inputs, so a person can
 see why; a ``stratum.io/pause-scaling: "true"`` annotation on the StratumPool stops it.
+The recommendation history the stabilization window needs is kept in memory, not in
+status: a status rewritten on every tick is churn (after a restart the window starts
+afresh, which only delays a scale-down).
+
+Traffic in status (miners, shares/s, queue) is what the pods said this tick: a rate per
+pod from its own counter (a counter that went down is a restarted pod, counted from
+zero), summed; a value nobody could measure is left out, never shown as 0.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import kopf
-
 from stratum_operator.builders import naming
+from stratum_operator.clock import timestamp
 from stratum_operator.k8s import fetching, patching
 from stratum_operator.observe import PodReading, read_pods, ready_pods
 from stratum_operator.outcome import Outcome
 from stratum_operator.scaling import decide
 from stratum_operator.spec import StratumPoolSpec
+from stratum_operator.vocabulary import ConditionType, Reason
 
 DECISIONS_KEPT = 5
 
 
 async def scale_writers(
-    body: kopf.Body, spec: StratumPoolSpec, status: dict[str, Any], memo: kopf.Memo, out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
 ) -> None:
-    name, namespace = body.metadata.name, body.metadata.namespace
-    assert name is not None and namespace is not None
+    name, namespace = naming.name_of(pool)
+    status = pool.get("status") or {}
     writer_status = dict(status.get("writer") or {})
     current = int(writer_status.get("workers") or spec.writer.min_workers)
     if not out.status.get("readyReplicas"):  # the Deployment says none: nothing to read
@@ -41,28 +47,30 @@ async def scale_writers(
         ready = ready_pods(pods)
         readings, errors = await read_pods(ready, spec.proxy.metrics_port, spec.writer.metrics_port)
     _report_traffic(readings, memo, out)
-    paused = body.metadata.annotations.get(naming.PAUSE_SCALING_ANNOTATION) == "true"
+    annotations = pool["metadata"].get("annotations") or {}
+    paused = annotations.get(naming.PAUSE_SCALING_ANNOTATION) == "true"
     writer_status.update(workers=current, paused=paused)
     if errors or not readings:
         why = "; ".join(f"{pod}: {err}" for pod, err in sorted(errors.items())) or "no ready pods"
         out.condition(
-            "ScalingActive",
+            ConditionType.SCALING_ACTIVE,
             False,
-            "MetricsUnavailable",
+            Reason.METRICS_UNAVAILABLE,
             f"holding {current} writer workers: {why}"[:1000],
         )
         out.status["writer"] = writer_status
         return
     if paused:
         out.condition(
-            "ScalingActive",
+            ConditionType.SCALING_ACTIVE,
             False,
-            "Paused",
+            Reason.SCALING_PAUSED,
             f"{naming.PAUSE_SCALING_ANNOTATION} is set: holding {current} workers",
         )
         out.status["writer"] = writer_status
         return
-    history = [(float(t), int(w)) for t, w in writer_status.get("history", [])]
+    writer_status.pop("history", None)  # kept in status by earlier releases
+    history: list[tuple[float, int]] = memo.get("scaling_history", [])
     decision, history = decide(
         now=time.time(),
         current=current,
@@ -87,40 +95,41 @@ async def scale_writers(
             pod["metadata"]["name"],
             {naming.WORKERS_ANNOTATION: str(decision.workers)},
         )
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    memo["scaling_history"] = history
     decisions = list(writer_status.get("decisions", []))
     if decision.changed:
-        decisions.append(decision.record(now))
-        out.event(
-            "ScaledWriters", f"writer workers {current} -> {decision.workers}: {decision.reason}"
-        )
+        decisions.append(decision.record(timestamp()))
+        change = f"writer workers {current} -> {decision.workers}: {decision.reason}"
+        out.event(Reason.SCALED_WRITERS, change)
     writer_status.update(
         workers=decision.workers,
         lastReason=decision.reason,
         decisions=decisions[-DECISIONS_KEPT:],
-        history=[[round(t, 1), w] for t, w in history],
     )
     out.status["writer"] = writer_status
-    out.condition(
-        "ScalingActive", True, "ReadingQueues", f"{len(readings)} pods read; {decision.reason}"
-    )
+    read = f"{len(readings)} pods read; {decision.reason}"
+    out.condition(ConditionType.SCALING_ACTIVE, True, Reason.READING_QUEUES, read)
 
 
-def _report_traffic(readings: list[Any], memo: kopf.Memo, out: Outcome) -> None:
-    """Miners, shares/s (from the counters' change since the last tick) and queue depth."""
-    total = sum(r.shares_total for r in readings)
+def _report_traffic(readings: list[PodReading], memo: dict[str, Any], out: Outcome) -> None:
+    """Miners, shares/s and queue depth of the pods read this tick (see the module doc)."""
     now = time.monotonic()
-    last = memo.get("shares")
-    rate = 0.0
-    if last is not None and now > last[0]:
-        rate = max(total - last[1], 0.0) / (now - last[0])  # a restarted pod resets to 0
-    memo["shares"] = (now, total)
+    last: dict[str, tuple[float, float]] = memo.get("share_counters", {})
+    rates = []
+    for r in readings:
+        before = last.get(r.pod)
+        if before is not None and now > before[0]:
+            counted = r.shares_total - before[1]
+            if counted < 0:  # the pod restarted: its counter began again at 0
+                counted = r.shares_total
+            rates.append(counted / (now - before[0]))
+    memo["share_counters"] = {r.pod: (now, r.shares_total) for r in readings}
     # each pod's last queue, kept after it is gone: what its claim held when it went
     memo.setdefault("pod_queues", {}).update({r.pod: r.queue for r in readings})
     out.status.update(
-        miners=sum(r.miners for r in readings),
-        sharesPerSecond=round(rate, 1),
-        queueDepth=sum(r.queue for r in readings),
+        miners=sum(r.miners for r in readings) if readings else None,
+        sharesPerSecond=round(sum(rates), 1) if rates else None,
+        queueDepth=sum(r.queue for r in readings) if readings else None,
     )
     versions = {r.schema_version for r in readings if r.schema_version}
     if versions:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.spec import StratumPoolSpec
+from stratum_operator.spec import TLS_KEYS, StratumPoolSpec
 
 SPOOL_DIR = "/var/spool/stratum"
 CONFIG_DIR = "/etc/stratum"
@@ -37,8 +37,9 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "shutdown_grace_s": max(spec.pod_template.termination_grace_period_seconds - 15, 1),
     }
     if proxy.tls_secret:
-        settings["tls_cert_file"] = f"{TLS_DIR}/tls.crt"
-        settings["tls_key_file"] = f"{TLS_DIR}/tls.key"
+        cert, key = TLS_KEYS
+        settings["tls_cert_file"] = f"{TLS_DIR}/{cert}"
+        settings["tls_key_file"] = f"{TLS_DIR}/{key}"
     return settings
 
 

@@ -23,7 +23,10 @@ from stratum_operator.builders.pod import (
     tmp_volume,
 )
 
-_FINISHED_TTL_S = 7 * 24 * 3600  # long enough to read its logs after an incident
+# a finished Job goes after a week. A failed migration or keyspace Job is deleted by the
+# operator once a later attempt succeeded (job_gate.py); attempts come at most 30 min
+# apart, so the last failure is always there to read, and this never takes it first
+_FINISHED_TTL_S = 7 * 24 * 3600
 _BACKOFF_LIMIT = 4  # pod retries with the Job controller's exponential backoff
 _DEADLINE_S = 900  # a Job that runs longer than this is stuck, not slow
 JOB_TMP = "16Mi"  # a Job's /tmp: one command's scratch, no spool beside it
@@ -46,6 +49,10 @@ def build_job(
     container says its settings are wrong; retrying in seconds won't fix that, so the
     Job fails at once and the operator reports the reason and retries on its own,
     slower, backoff. ``deadline_s`` None: no deadline (a Job that must not give up)."""
+    for container in containers + (init_containers or []):
+        # a failed container's log tail becomes its termination message, unless it wrote
+        # one: the operator quotes it in the pool's condition (job_status.last_words)
+        container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     pod = pod_spec(containers, volumes)
     pod["restartPolicy"] = "Never"
     if init_containers:

@@ -12,6 +12,8 @@ MANAGED_BY = "stratum-operator"
 WORKERS_ANNOTATION = f"{GROUP}/writer-workers"  # mirrored into the writer by downward API
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on the pod template: a change rolls pods
 PAUSE_SCALING_ANNOTATION = f"{GROUP}/pause-scaling"  # on the StratumPool
+# on the StratumPool during an incident: the operator changes nothing of it
+PAUSE_RECONCILIATION_ANNOTATION = f"{GROUP}/pause-reconciliation"
 # on the StratumPool: delete it without draining its spool claims (their shares are lost)
 ABANDON_SPOOLS_ANNOTATION = f"{GROUP}/abandon-spools"
 # on the StratumPool while any of its spool claims may hold shares: deletion waits for
@@ -22,6 +24,23 @@ SPOOL_FINALIZER = f"{GROUP}/drain-spools"
 SPOOL_CLAIM_LABEL = f"{GROUP}/spool-claim"
 DRAIN_COMPONENT = "drain"  # the drain Jobs'
 ORDINAL_LABEL = "apps.kubernetes.io/pod-index"  # set by the StatefulSet controller
+
+
+def name_of(pool: dict[str, Any]) -> tuple[str, str]:
+    """A StratumPool's (name, namespace)."""
+    meta = pool["metadata"]
+    return str(meta["name"]), str(meta["namespace"])
+
+
+def own(pool: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+    """Make the StratumPool each object's controlling owner: deleting the pool deletes
+    them (the garbage collector), and nobody else may adopt them."""
+    meta = pool["metadata"]
+    ref = {"apiVersion": pool.get("apiVersion", f"{GROUP}/v1alpha1"),
+           "kind": pool.get("kind", "StratumPool"), "name": meta["name"], "uid": meta["uid"],
+           "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    for obj in objects:
+        obj["metadata"]["ownerReferences"] = [ref]
 
 
 def labels(pool: str, component: str) -> dict[str, str]:
@@ -37,6 +56,11 @@ def labels(pool: str, component: str) -> dict[str, str]:
 def selector(pool: str, component: str) -> dict[str, str]:
     """The immutable part: a Deployment's selector can never change after creation."""
     return {f"{GROUP}/pool": pool, "app.kubernetes.io/component": component}
+
+
+def pool_of(obj: dict[str, Any]) -> str:
+    """The pool a child belongs to, from its label."""
+    return str((obj["metadata"].get("labels") or {}).get(f"{GROUP}/pool", ""))
 
 
 def claim_selector(pool: str) -> dict[str, str]:

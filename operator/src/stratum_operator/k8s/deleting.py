@@ -4,8 +4,11 @@ under the same name is never deleted on the old one's proof)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from stratum_operator.k8s import resources
-from stratum_operator.k8s.session import ApiError, current
+from stratum_operator.k8s.errors import NotFound
+from stratum_operator.k8s.session import current
 
 
 async def delete(
@@ -14,10 +17,7 @@ async def delete(
     options: dict[str, object] = {"propagationPolicy": "Background"}
     if uid is not None:
         options["preconditions"] = {"uid": uid}
-    try:
+    with contextlib.suppress(NotFound):  # already gone: what deleting wanted
         await current().request(
             "DELETE", resources.path(api_version, kind, namespace, name), options
         )
-    except ApiError as exc:
-        if exc.status != 404:
-            raise

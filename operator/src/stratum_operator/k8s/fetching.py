@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.k8s import resources
-from stratum_operator.k8s.session import ApiError, current
+from stratum_operator.k8s.errors import NotFound
+from stratum_operator.k8s.session import current
 
 
 async def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -13,17 +14,15 @@ async def get(api_version: str, kind: str, namespace: str, name: str) -> dict[st
         found: dict[str, Any] = await current().request(
             "GET", resources.path(api_version, kind, namespace, name)
         )
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    except NotFound:
+        return None
     return found
 
 
 async def list_objects(
     api_version: str, kind: str, namespace: str, labels: dict[str, str]
 ) -> list[dict[str, Any]]:
-    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    selector = resources.label_selector(labels)
     found = await current().request(
         "GET", resources.path(api_version, kind, namespace), params={"labelSelector": selector}
     )

@@ -1,13 +1,16 @@
 """Patches of objects we don't own outright: the writer-worker annotation on running pods
 (a merge patch; a rollout must not be triggered for it, so it is never on the
 StatefulSet's template), a keyspace added to a VitessCluster and our finalizer on a
-StratumPool (guarded JSON patches), and a StatefulSet scaled to zero before its pool goes."""
+StratumPool (guarded JSON patches), a StratumPool's status, and a StatefulSet scaled to
+zero before its pool goes."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from stratum_operator.k8s import resources
+from stratum_operator.k8s.errors import Conflict, Unprocessable
 from stratum_operator.k8s.session import current
 
 
@@ -53,7 +56,24 @@ async def set_finalizer(obj: dict[str, Any], finalizer: str, *, present: bool) -
             op = {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}
     else:
         op = {"op": "remove", "path": f"/metadata/finalizers/{finalizers.index(finalizer)}"}
-    await json_patch(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], [guard, op])
+    # a conflict: the object moved on under us, and the next pass sees it as it is now
+    with contextlib.suppress(Conflict, Unprocessable):
+        await json_patch(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"],
+                         [guard, op])  # fmt: skip
+
+
+async def patch_status(
+    api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+) -> dict[str, Any]:
+    """A merge patch of the status subresource (a None value removes a field); the object
+    as it is after it."""
+    result: dict[str, Any] = await current().request(
+        "PATCH",
+        resources.path(api_version, kind, namespace, name) + "/status",
+        {"status": status},
+        content_type="application/merge-patch+json",
+    )
+    return result
 
 
 async def scale(api_version: str, kind: str, namespace: str, name: str, replicas: int) -> None:

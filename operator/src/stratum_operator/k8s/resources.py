@@ -7,6 +7,7 @@ _KINDS = {
     ("v1", "Secret"): "secrets",
     ("v1", "Service"): "services",
     ("v1", "Pod"): "pods",
+    ("v1", "Event"): "events",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
@@ -28,3 +29,8 @@ def path_of(obj: dict[str, object]) -> str:
     meta = obj["metadata"]
     assert isinstance(meta, dict)
     return path(str(obj["apiVersion"]), str(obj["kind"]), meta["namespace"], meta["name"])
+
+
+def label_selector(labels: dict[str, str]) -> str:
+    """A label selector as the API takes it in a query, and as ``/scale`` reports it."""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))

@@ -11,12 +11,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
+from stratum_operator.k8s.errors import error_for
 
 
 class ApiSession:
@@ -60,7 +55,7 @@ class ApiSession:
                 except ValueError:
                     data = text.strip()
                 message = data.get("message", "") if isinstance(data, dict) else str(data)
-                raise ApiError(response.status, message)
+                raise error_for(response.status, message)
             return await response.json(content_type=None)
 
     async def close(self) -> None:
