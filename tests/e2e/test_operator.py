@@ -7,11 +7,9 @@ failed, and proxy pods ready at 127.0.0.x where real writer processes listen.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from harness.databases import PostgresServer
 from harness.kubernetes import ControlPlane
@@ -22,16 +20,11 @@ from harness.stratum_pools import (
     jobs,
     migrated,
     pool,
+    proxy_pods,
     secret,
     status,
 )
 from harness.writer import QUEUE, WriterProcess, fill
-
-
-def proxy_pods(cp: ControlPlane, name: str, ns: str) -> list[dict[str, Any]]:
-    out = cp.kubectl("get", "pods", "-n", ns, "-l", f"stratum.io/pool={name},app.kubernetes.io/component=proxy",
-                     "-o", "json")  # fmt: skip
-    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
 
 
 def test_apply_creates_every_child_and_reports_ready(
@@ -92,23 +85,6 @@ def test_missing_secret_blocks_the_rollout_with_a_clear_condition(
     assert any(e["reason"] == "SecretMissing" and e["type"] == "Warning" for e in events(cp, ns))
     cp.apply(secret(ns))  # fixed: the operator proceeds on its own
     cp.wait("the migration Job", lambda: jobs(cp, ns, "migration"), 30)
-
-
-def test_a_failed_migration_is_reported_and_no_proxy_rolls_out(
-    installed_chart: ControlPlane, ns: str
-) -> None:
-    cp = installed_chart
-    cp.apply(secret(ns))
-    cp.apply(pool("badschema", ns))
-    (job,) = cp.wait("the migration Job", lambda: jobs(cp, ns, "migration"), 30)
-    finish_job_pod(cp, ns, job["metadata"]["name"], 2)  # the writer: bad settings
-    cp.wait("MigrationFailed", lambda: condition(cp, "badschema", ns, "SchemaReady").get("reason")
-            == "MigrationFailed", 40)  # fmt: skip
-    cond = condition(cp, "badschema", ns, "SchemaReady")
-    assert "PodFailurePolicy" in cond["message"] and "retrying in" in cond["message"]
-    assert status(cp, "badschema", ns)["phase"] == "SchemaFailed"
-    assert any(e["reason"] == "MigrationFailed" for e in events(cp, ns))
-    assert cp.get("statefulset", "badschema-proxy", ns) is None
 
 
 def test_config_change_rolls_hand_deleted_statefulset_returns_deletion_cleans_up(

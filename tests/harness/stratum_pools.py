@@ -49,14 +49,20 @@ def job_pods(cp: ControlPlane, ns: str, job: str) -> list[dict[str, Any]]:
     return list(json.loads(out)["items"])
 
 
-def finish_job_pod(cp: ControlPlane, ns: str, job: str, exit_code: int) -> None:
-    """Play the kubelet: the Job's pod ran to completion with this exit code."""
-    pod = cp.wait(f"a pod of Job {job}", lambda: job_pods(cp, ns, job), 30)[0]
+def finish_job_pod(cp: ControlPlane, ns: str, job: str, exit_code: int, message: str = "") -> None:
+    """Play the kubelet: the Job's (newest unfinished) pod ran to completion with this exit
+    code, leaving ``message`` as its termination message (its last words)."""
+
+    def running() -> list[dict[str, Any]]:
+        return [p for p in job_pods(cp, ns, job)
+                if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]  # fmt: skip
+
+    pod = cp.wait(f"a running pod of Job {job}", running, 30)[0]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     phase = "Succeeded" if exit_code == 0 else "Failed"
     container = pod["spec"]["containers"][0]["name"]
     terminated = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                  "startedAt": now, "finishedAt": now}  # fmt: skip
+                  "startedAt": now, "finishedAt": now, "message": message}  # fmt: skip
     cp.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}/status", {"status": {
         "phase": phase,
         "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
@@ -80,3 +86,23 @@ def migrated(cp: ControlPlane, name: str, ns: str) -> str:
         "SchemaReady", lambda: condition(cp, name, ns, "SchemaReady").get("status") == "True", 40
     )
     return str(job)
+
+
+def proxy_pods(cp: ControlPlane, name: str, ns: str) -> list[dict[str, Any]]:
+    out = cp.kubectl("get", "pods", "-n", ns, "-l", f"stratum.io/pool={name},app.kubernetes.io/component=proxy",
+                     "-o", "json")  # fmt: skip
+    return [p for p in json.loads(out)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_pool(cp: ControlPlane, name: str, ns: str, **spec: Any) -> list[str]:
+    """A pool migrated and rolled out, its pods made ready by us (the kubelet)."""
+    cp.apply(secret(ns))
+    cp.apply(pool(name, ns, **spec))
+    migrated(cp, name, ns)
+    replicas = spec.get("proxy", {}).get("replicas", 2)
+    pods = cp.wait("the proxy pods", lambda: len(proxy_pods(cp, name, ns)) == replicas and
+                   proxy_pods(cp, name, ns), 30)  # fmt: skip
+    for i, p in enumerate(pods):
+        cp.set_pod_ready(ns, p["metadata"]["name"], f"127.0.1.{10 + i}")
+    cp.wait("Ready", lambda: status(cp, name, ns).get("phase") == "Ready", 40)
+    return [p["metadata"]["name"] for p in pods]

@@ -19,8 +19,8 @@ _TIMEOUT = aiohttp.ClientTimeout(total=2)
 @dataclass(frozen=True)
 class PodReading:
     pod: str
-    miners: int
-    shares_total: float
+    miners: int | None  # None: the proxy didn't answer (the writer did)
+    shares_total: float | None
     queue: int
     workers: int
     schema_version: int
@@ -65,12 +65,14 @@ async def read_pods(
             )
             if isinstance(writer, BaseException):
                 raise writer  # the queue is the scaling signal: without it, no reading
-            if isinstance(proxy, BaseException):
-                proxy = {}  # the miner count is missing from status; scaling goes on
+            answered = not isinstance(proxy, BaseException)
+            samples = proxy if not isinstance(proxy, BaseException) else {}
+            # without the proxy's answer its miners and shares are unknown, not 0;
+            # scaling goes on from the writer's queue
             return PodReading(
                 pod=pod["metadata"]["name"],
-                miners=int(proxy.get("stratum_proxy_miners", 0)),
-                shares_total=proxy.get("stratum_proxy_shares_total", 0.0),
+                miners=int(samples.get("stratum_proxy_miners", 0)) if answered else None,
+                shares_total=samples.get("stratum_proxy_shares_total", 0.0) if answered else None,
                 queue=int(writer.get("stratum_writer_queue_events", 0)),
                 workers=int(writer.get("stratum_writer_workers", 0)),
                 schema_version=int(writer.get("stratum_writer_schema_version", 0)),

@@ -32,7 +32,7 @@ def report(pool: dict[str, Any], out: Outcome, *, now: str | None = None) -> Rep
         wanted["phase"] = phase(out.conditions).value
         wanted["conditions"] = conditions
         wanted["observedGeneration"] = generation
-    patch = {k: v for k, v in wanted.items() if status.get(k) != v}
+    patch = _merge_patch(status, wanted)
     events = list(out.events)
     for cond, prior in flipped:
         news = flip_event(cond, prior)
@@ -40,3 +40,19 @@ def report(pool: dict[str, Any], out: Outcome, *, now: str | None = None) -> Rep
             reason, message, warning = news
             events.append(Event(reason, message, warning))
     return Report(patch, events)
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) taking each field of ``new`` from ``old``: nested
+    objects are merged by the server, so a key dropped from one is sent as None."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = _merge_patch(before, value)
+            patch[key].update({k: None for k in before if k not in value})
+        else:
+            patch[key] = value
+    return patch

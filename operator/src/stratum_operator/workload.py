@@ -37,6 +37,9 @@ async def roll_out(
     wanted = sts["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION]
     if before is None and status.get("replicas") is not None:
         out.event(Reason.RESTORED, f"StatefulSet {meta['name']} was missing; re-created it")
+    elif before is None:
+        out.event(Reason.ROLLING_OUT, f"rolling out {spec.proxy.replicas} proxy pods "
+                  f"(StatefulSet {meta['name']})")  # fmt: skip
     elif before is not None:
         had = before["spec"]["template"]["metadata"].get("annotations", {})
         replicas = before["spec"].get("replicas")

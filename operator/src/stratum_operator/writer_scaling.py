@@ -115,19 +115,21 @@ def _report_traffic(readings: list[PodReading], memo: dict[str, Any], out: Outco
     """Miners, shares/s and queue depth of the pods read this tick (see the module doc)."""
     now = time.monotonic()
     last: dict[str, tuple[float, float]] = memo.get("share_counters", {})
+    counters = {r.pod: r.shares_total for r in readings if r.shares_total is not None}
     rates = []
-    for r in readings:
-        before = last.get(r.pod)
+    for pod, total in counters.items():
+        before = last.get(pod)
         if before is not None and now > before[0]:
-            counted = r.shares_total - before[1]
+            counted = total - before[1]
             if counted < 0:  # the pod restarted: its counter began again at 0
-                counted = r.shares_total
+                counted = total
             rates.append(counted / (now - before[0]))
-    memo["share_counters"] = {r.pod: (now, r.shares_total) for r in readings}
+    memo["share_counters"] = {pod: (now, total) for pod, total in counters.items()}
+    miners = [r.miners for r in readings if r.miners is not None]
     # each pod's last queue, kept after it is gone: what its claim held when it went
     memo.setdefault("pod_queues", {}).update({r.pod: r.queue for r in readings})
     out.status.update(
-        miners=sum(r.miners for r in readings) if readings else None,
+        miners=sum(miners) if miners else None,
         sharesPerSecond=round(sum(rates), 1) if rates else None,
         queueDepth=sum(r.queue for r in readings) if readings else None,
     )
