@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from harness.kubernetes import ControlPlane
+from harness.proxy import ProxyProcess
+from harness.sim import SimLoop
 from harness.stratum_pools import (
     condition,
     events,
     finish_job_pod,
     job_pods,
     jobs,
+    migrated,
     pool,
+    proxy_pods,
     ready_pool,
     secret,
     status,
 )
+from harness.writer import WriterProcess
 
 LAST_WORDS = "stratum-writer: cannot reach the database at db:5432: connection refused"
 
@@ -144,3 +150,59 @@ def test_a_rollout_that_makes_no_progress_is_reported_stuck(
     assert condition(cp, "stuck", ns, "Degraded")["reason"] == "RolloutStuck"
     assert status(cp, "stuck", ns)["phase"] == "Degraded"
     assert "RolloutStuck" in {r for r, _ in warnings(cp, ns)}
+
+
+def test_shares_per_second_is_per_pod_and_unknown_is_left_empty(
+    installed_chart: ControlPlane, ns: str, sim: SimLoop, tmp_path: Path
+) -> None:
+    """Two pods, each a real proxy with miners and a real writer at its pod IP, read by
+    the operator. A pod leaving, coming back or restarting must not turn the rate into 0
+    or a spike; when no pod can be read, miners, shares/s and queue are empty, not 0."""
+    cp = installed_chart
+    _, upstream = sim.pool()
+    cp.apply(secret(ns))
+    cp.apply(pool("traffic", ns))
+    migrated(cp, "traffic", ns)
+    pods = cp.wait("two proxy pods", lambda: len(proxy_pods(cp, "traffic", ns)) == 2 and
+                   proxy_pods(cp, "traffic", ns), 30)  # fmt: skip
+    names = [p["metadata"]["name"] for p in pods]
+    proxies = []
+    for i, name in enumerate(names):
+        ip = f"127.0.1.{40 + i}"
+        proxy = ProxyProcess(tmp_path / name, [upstream], host=ip, metrics_port=9101).start()
+        WriterProcess(proxy.spool, f"sqlite:///{tmp_path / name}.db", host=ip, port=9102).start()
+        proxies.append(proxy)
+        cp.set_pod_ready(ns, name, ip)
+    per_pod = 20  # shares/s
+    fleets = [sim.fleet(p.listen_port, miners=4, shares_per_s=per_pod, duration=150)
+              for p in proxies]  # fmt: skip
+    seen: list[float] = []
+
+    def rate() -> float:
+        value = status(cp, "traffic", ns).get("sharesPerSecond")
+        if value is not None:
+            seen.append(float(value))
+        return float(value or 0)
+
+    cp.wait("the pool's rate", lambda: rate() > 1.5 * per_pod, 45)
+    assert status(cp, "traffic", ns)["miners"] == 8
+    # one pod not ready: the other's rate, not 0
+    cp.set_pod_ready(ns, names[1], "127.0.1.41", ready=False)
+    cp.wait("one pod's rate", lambda: 0.5 * per_pod < rate() < 1.5 * per_pod, 40)
+    cp.set_pod_ready(ns, names[1], "127.0.1.41")
+    cp.wait("both again", lambda: rate() > 1.5 * per_pod, 40)
+    # a proxy restarts: its counter starts again from 0, which is not a negative rate
+    proxies[0].terminate()
+    proxies[0].start()
+    cp.wait("miners back", lambda: status(cp, "traffic", ns).get("miners") == 8, 60)
+    cp.wait("the rate after the restart", lambda: rate() > 1.5 * per_pod, 40)
+    assert max(seen) < 2 * per_pod * 1.5, f"no spike from a reset or a returning pod: {seen}"
+    # nobody to read: unknown, shown empty rather than 0
+    for i, name in enumerate(names):
+        cp.set_pod_ready(ns, name, f"127.0.1.{40 + i}", ready=False)
+    cp.wait("unknown", lambda: "sharesPerSecond" not in status(cp, "traffic", ns), 30)
+    shown = status(cp, "traffic", ns)
+    assert "miners" not in shown and "queueDepth" not in shown, shown
+    header, row = cp.kubectl("get", "sp", "traffic", "-n", ns).splitlines()[:2]
+    assert " 0 " not in row, f"unknown is not 0:\n{header}\n{row}"
+    assert not any(f.done() and f.exception() for f in fleets)

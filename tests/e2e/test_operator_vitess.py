@@ -78,10 +78,13 @@ def test_a_failed_keyspace_job_is_reported_and_blocks_the_schema(
     cp.apply(db_secret(ns))
     cp.apply(vitess_pool("bad", ns, "shares"))
     (job,) = cp.wait("the keyspace Job", lambda: jobs(cp, ns, "vitess-keyspace"), 30)
-    finish_job_pod(cp, ns, job["metadata"]["name"], 1)  # verify: Vitess holds another VSchema
+    said = "VSchema of keyspace shares differs from the one this writer ships"
+    finish_job_pod(cp, ns, job["metadata"]["name"], 1, said)  # verify: another VSchema
     cp.wait("KeyspaceFailed", lambda: condition(cp, "bad", ns, "KeyspaceReady").get("reason")
             == "KeyspaceFailed", 40)  # fmt: skip
-    assert "retrying in" in condition(cp, "bad", ns, "KeyspaceReady")["message"]
+    message = condition(cp, "bad", ns, "KeyspaceReady")["message"]
+    assert said in message and "next attempt at" in message, message
+    assert cp.get("job", job["metadata"]["name"], ns) is not None, "kept for its logs"
     assert status(cp, "bad", ns)["phase"] == "KeyspaceFailed"
     assert not jobs(cp, ns, "migration") and cp.get("statefulset", "bad-proxy", ns) is None
 

@@ -16,15 +16,15 @@ class ProxyProcess(ServiceProcess):
 
     def __init__(
         self, workdir: Path, upstreams: list[str], *, listen_port: int | None = None,
-        **settings: Any,
+        host: str = "127.0.0.1", metrics_port: int | None = None, **settings: Any,
     ) -> None:  # fmt: skip
-        super().__init__(workdir)
+        super().__init__(workdir, host, metrics_port)  # host: a "pod IP", as for the writer
         self.listen_port = listen_port or free_port()
         self.spool = workdir / "spool"
         self.config: dict[str, Any] = {
             "pool": "test-pool",
             "listen": f"127.0.0.1:{self.listen_port}",
-            "metrics_listen": f"127.0.0.1:{self.port}",
+            "metrics_listen": f"{self.host}:{self.port}",
             "upstreams": upstreams,
             "spool_dir": str(self.spool),
             "proxy_instance": "proxy-0",

@@ -51,8 +51,19 @@ class SimLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def close(self) -> None:
+        """Miners still mining are stopped (cancelled, and waited for) before the pools
+        close: a test may end before its fleet's duration does."""
+
+        async def stop_miners() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
         for pool in self.pools:
             self.run(pool.close())
+        self.run(stop_miners())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

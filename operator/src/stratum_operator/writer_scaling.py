@@ -29,6 +29,7 @@ from stratum_operator.spec import StratumPoolSpec
 from stratum_operator.vocabulary import ConditionType, Reason
 
 DECISIONS_KEPT = 5
+RATE_WINDOW_S = 9.0  # a pod's shares/s is measured over about one tick, or more
 
 
 async def scale_writers(
@@ -114,25 +115,41 @@ async def scale_writers(
 def _report_traffic(readings: list[PodReading], memo: dict[str, Any], out: Outcome) -> None:
     """Miners, shares/s and queue depth of the pods read this tick (see the module doc)."""
     now = time.monotonic()
-    last: dict[str, tuple[float, float]] = memo.get("share_counters", {})
     counters = {r.pod: r.shares_total for r in readings if r.shares_total is not None}
-    rates = []
+    baselines: dict[str, tuple[float, float]] = memo.get("share_counters", {})
+    rates: dict[str, float] = memo.get("share_rates", {})
+    memo["share_counters"] = {p: baselines[p] for p in counters if p in baselines}
+    memo["share_rates"] = {p: rates[p] for p in counters if p in rates}
     for pod, total in counters.items():
-        before = last.get(pod)
-        if before is not None and now > before[0]:
-            counted = total - before[1]
-            if counted < 0:  # the pod restarted: its counter began again at 0
-                counted = total
-            rates.append(counted / (now - before[0]))
-    memo["share_counters"] = {pod: (now, total) for pod, total in counters.items()}
+        _count(pod, now, total, memo["share_counters"], memo["share_rates"])
+    known = list(memo["share_rates"].values())
     miners = [r.miners for r in readings if r.miners is not None]
     # each pod's last queue, kept after it is gone: what its claim held when it went
     memo.setdefault("pod_queues", {}).update({r.pod: r.queue for r in readings})
     out.status.update(
         miners=sum(miners) if miners else None,
-        sharesPerSecond=round(sum(rates), 1) if rates else None,
+        sharesPerSecond=round(sum(known), 1) if known else None,
         queueDepth=sum(r.queue for r in readings) if readings else None,
     )
     versions = {r.schema_version for r in readings if r.schema_version}
     if versions:
         out.status["schemaVersion"] = ",".join(str(v) for v in sorted(versions))
+
+
+def _count(
+    pod: str, now: float, total: float,
+    baselines: dict[str, tuple[float, float]], rates: dict[str, float],
+) -> None:  # fmt: skip
+    """One pod's rate: its counter's increase over at least ``RATE_WINDOW_S`` (passes
+    may come seconds apart; shares come in bursts). A counter that went down is a
+    restarted pod: everything it counted is new."""
+    if pod not in baselines:
+        baselines[pod] = (now, total)
+        return
+    since, before = baselines[pod]
+    if total < before:
+        rates[pod] = total / max(now - since, 1.0)
+        baselines[pod] = (now, total)
+    elif now - since >= RATE_WINDOW_S:
+        rates[pod] = (total - before) / (now - since)
+        baselines[pod] = (now, total)
