@@ -148,3 +148,25 @@ def test_a_deleted_service_returns_at_once_and_an_idle_status_is_not_rewritten(
     assert cp.get("stratumpool", "steady", ns)["metadata"]["resourceVersion"] == version  # type: ignore[index]
     shown = json.loads(cp.kubectl("get", "sp", "steady", "-n", ns, "-o", "json"))["status"]
     assert "history" not in shown.get("writer", {})
+
+
+def test_what_earlier_builds_left_on_a_pool_is_removed(
+    installed_chart: ControlPlane, ns: str
+) -> None:
+    cp = installed_chart
+    old = pool("upgraded", ns, **LOCAL)
+    old["metadata"]["finalizers"] = ["stratum.io/finalizer"]  # kopf's, for its timer
+    old["metadata"]["annotations"] = {"stratum.io/last-handled-configuration": "{}",
+                                      "stratum.io/converge": "{}", "team": "mining"}  # fmt: skip
+    cp.apply(old)
+
+    def cleaned() -> bool:
+        meta = (cp.get("stratumpool", "upgraded", ns) or {}).get("metadata", {})
+        return not meta.get("finalizers") and meta.get("annotations", {}).keys() <= {
+            "team", "kubectl.kubernetes.io/last-applied-configuration"}  # fmt: skip
+
+    cp.wait("kopf's finalizer and annotations gone", cleaned, 20)
+    meta = cp.get("stratumpool", "upgraded", ns)["metadata"]  # type: ignore[index]
+    assert meta["annotations"]["team"] == "mining", "the user's own stay"
+    cp.kubectl("delete", "stratumpool", "upgraded", "-n", ns, "--wait=false")
+    cp.wait("deletable", lambda: cp.get("stratumpool", "upgraded", ns) is None, 20)

@@ -3,13 +3,17 @@ and gives the operator exactly the permissions it uses."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
+from harness.databases import free_port
 from harness.kubernetes import ROOT, ControlPlane
+from harness.operator import OperatorProcess
 
 CHART = ROOT / "charts" / "stratum-operator"
 SA = "system:serviceaccount:stratum-system:stratum-operator"
@@ -72,10 +76,46 @@ def test_the_operator_gets_exactly_what_it_uses(installed_chart: ControlPlane) -
                            ("patch", "stratumpools.stratum.io/status"), ("get", "secrets"),
                            ("delete", "jobs.batch"), ("patch", "pods"), ("create", "events"),
                            ("list", "persistentvolumeclaims"), ("delete", "persistentvolumeclaims"),
-                           ("delete", "deployments.apps")]:  # fmt: skip
+                           ("delete", "deployments.apps"), ("watch", "statefulsets.apps"),
+                           ("watch", "services"), ("watch", "jobs.batch")]:  # fmt: skip
         assert can(cp, verb, resource), f"needs {verb} {resource}"
     for verb, resource in [("list", "secrets"), ("patch", "deployments.apps"), ("create", "pods"),
                            ("create", "persistentvolumeclaims"), ("delete", "statefulsets.apps"),
                            ("delete", "stratumpools.stratum.io"), ("get", "nodes"),
+                           ("get", "stratumpools.stratum.io"), ("patch", "events"),
                            ("create", "clusterroles.rbac.authorization.k8s.io")]:  # fmt: skip
         assert not can(cp, verb, resource), f"must not {verb} {resource}"
+
+
+def test_helm_test_runs_the_operators_own_check(installed_chart: ControlPlane) -> None:
+    rendered = helm(installed_chart, "template", "stratum-operator", str(CHART), "-n",
+                    "stratum-system", "--kube-version", "1.31.0")  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d
+            for d in yaml.safe_load_all(rendered.stdout) if d}  # fmt: skip
+    pod = docs[("Pod", "stratum-operator-check")]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["serviceAccountName"] == "stratum-operator"
+    (container,) = pod["spec"]["containers"]
+    url = "http://stratum-operator.stratum-system.svc:8080/healthz"
+    assert container["args"] == ["check", "--health-url", url]
+    ports = {p["name"]: p for p in docs[("Service", "stratum-operator")]["spec"]["ports"]}
+    assert ports["health"]["port"] == 8080 and ports["health"]["targetPort"] == "health"
+
+
+def test_the_check_passes_on_a_working_operator_and_names_what_fails(
+    installed_chart: ControlPlane, operator: OperatorProcess
+) -> None:
+    identity = installed_chart.kubeconfig_for("stratum-system", "stratum-operator")
+    env = {**os.environ, "KUBECONFIG": str(identity)}
+
+    def check(url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "stratum_operator.cli", "check",
+                               "--health-url", url], env=env, capture_output=True, text=True,
+                              timeout=60, check=False)  # fmt: skip
+
+    ok = check(f"http://127.0.0.1:{operator.health_port}/healthz")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("ok ") == 3 and "FAIL" not in ok.stdout
+    down = check(f"http://127.0.0.1:{free_port()}/healthz")
+    assert down.returncode == 1 and "FAIL  the operator at" in down.stdout, down.stdout

@@ -1,4 +1,5 @@
-"""``stratum-operator``: run the operator (one replica, standalone: no peering needed).
+"""``stratum-operator``: run the operator (one replica, standalone: no peering needed);
+``stratum-operator check --health-url URL``: is it working (the chart's ``helm test``).
 
 Settings from the environment (the chart sets them):
 
@@ -21,7 +22,7 @@ import sys
 
 import kopf
 
-from stratum_operator import __version__, metrics
+from stratum_operator import __version__, check, metrics
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -29,7 +30,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stratum-operator", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"stratum-operator {__version__}")
-    parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command")
+    check_cmd = commands.add_parser("check", help="is the installed operator working? (helm test)")
+    check_cmd.add_argument("--health-url", required=True, help="the operator's /healthz URL")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return check.run(args.health_url)
     namespaces = [n for n in os.environ.get("STRATUM_OPERATOR_NAMESPACES", "").split(",") if n]
     health = int(os.environ.get("STRATUM_OPERATOR_HEALTH_PORT", "8080"))
     fmt = os.environ.get("STRATUM_OPERATOR_LOG_FORMAT", "json")

@@ -19,7 +19,7 @@ from stratum_operator.builders import naming
 from stratum_operator.k8s import session
 from stratum_operator.pool_loop import Pools
 
-GROUP, VERSION, PLURAL = "stratum.io", "v1alpha1", "stratumpools"
+GROUP, VERSION, PLURAL = naming.GROUP, naming.VERSION, naming.PLURAL
 OURS = {"app.kubernetes.io/managed-by": naming.MANAGED_BY}
 CHILDREN = (("apps", "v1", "statefulsets"), ("", "v1", "services"), ("", "v1", "configmaps"),
             ("policy", "v1", "poddisruptionbudgets"), ("batch", "v1", "jobs"))  # fmt: skip

@@ -25,7 +25,7 @@ import logging
 import random
 from typing import Any
 
-from stratum_operator import deletion, metrics, reporting
+from stratum_operator import deletion, metrics, reporting, upgrade
 from stratum_operator.builders import naming
 from stratum_operator.k8s import patching, posting
 from stratum_operator.outcome import Event, Outcome
@@ -120,6 +120,8 @@ class PoolLoop:
         pool = self.pool
         if pool is None:
             return TICK_S
+        if await upgrade.forget_kopf_state(pool):
+            return 0.5  # the watch brings the pool as it is now; pass on that
         if pool["metadata"].get("deletionTimestamp"):
             with metrics.reconciling("delete"):
                 out, done = await deletion.finalize(pool, self.memo)

@@ -47,7 +47,7 @@ async def scale_writers(
         pods = await fetching.list_objects("v1", "Pod", namespace, naming.selector(name, "proxy"))
         ready = ready_pods(pods)
         readings, errors = await read_pods(ready, spec.proxy.metrics_port, spec.writer.metrics_port)
-    _report_traffic(readings, memo, out)
+    report_traffic(readings, memo, out, now=time.monotonic())
     annotations = pool["metadata"].get("annotations") or {}
     paused = annotations.get(naming.PAUSE_SCALING_ANNOTATION) == "true"
     writer_status.update(workers=current, paused=paused)
@@ -112,9 +112,10 @@ async def scale_writers(
     out.condition(ConditionType.SCALING_ACTIVE, True, Reason.READING_QUEUES, read)
 
 
-def _report_traffic(readings: list[PodReading], memo: dict[str, Any], out: Outcome) -> None:
+def report_traffic(
+    readings: list[PodReading], memo: dict[str, Any], out: Outcome, *, now: float
+) -> None:
     """Miners, shares/s and queue depth of the pods read this tick (see the module doc)."""
-    now = time.monotonic()
     counters = {r.pod: r.shares_total for r in readings if r.shares_total is not None}
     baselines: dict[str, tuple[float, float]] = memo.get("share_counters", {})
     rates: dict[str, float] = memo.get("share_rates", {})

@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 GROUP = "stratum.io"
+VERSION = "v1alpha1"
+PLURAL = "stratumpools"
 MANAGED_BY = "stratum-operator"
 WORKERS_ANNOTATION = f"{GROUP}/writer-workers"  # mirrored into the writer by downward API
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"  # on the pod template: a change rolls pods
@@ -36,7 +38,7 @@ def own(pool: dict[str, Any], objects: list[dict[str, Any]]) -> None:
     """Make the StratumPool each object's controlling owner: deleting the pool deletes
     them (the garbage collector), and nobody else may adopt them."""
     meta = pool["metadata"]
-    ref = {"apiVersion": pool.get("apiVersion", f"{GROUP}/v1alpha1"),
+    ref = {"apiVersion": pool.get("apiVersion", f"{GROUP}/{VERSION}"),
            "kind": pool.get("kind", "StratumPool"), "name": meta["name"], "uid": meta["uid"],
            "controller": True, "blockOwnerDeletion": True}  # fmt: skip
     for obj in objects:

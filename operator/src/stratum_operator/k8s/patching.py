@@ -15,8 +15,9 @@ from stratum_operator.k8s.session import current
 
 
 async def annotate(
-    api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
+    api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str | None]
 ) -> dict[str, Any]:
+    """Set annotations (a None value removes one)."""
     result: dict[str, Any] = await current().request(
         "PATCH",
         resources.path(api_version, kind, namespace, name),
