@@ -24,8 +24,9 @@ from stratum_operator.vocabulary import Reason
 
 
 async def finalize(pool: dict[str, Any], memo: dict[str, Any]) -> tuple[Outcome, bool]:
-    """One look at a pool being deleted: what it found, and whether the pool may go now
-    (our finalizer is then removed)."""
+    """One look at a pool being deleted: what it found, and whether the pool may go now.
+    The caller removes our finalizer then, after posting what was found (the pool is
+    gone the moment the finalizer is)."""
     out = Outcome()
     if naming.SPOOL_FINALIZER not in (pool["metadata"].get("finalizers") or []):
         return out, True
@@ -49,7 +50,6 @@ async def finalize(pool: dict[str, Any], memo: dict[str, Any]) -> tuple[Outcome,
         waiting = f"{len(claims)} spool claims to drain: {states}"
         out.status["spool"] = {"claims": [o.as_status() for o in orphans], "waiting": waiting}
         return out, False
-    await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)
     return out, True
 
 
@@ -65,4 +65,3 @@ async def _abandon(pool: dict[str, Any], claims: list[dict[str, Any]], out: Outc
     out.event(Reason.SPOOLS_ABANDONED, f"{naming.ABANDON_SPOOLS_ANNOTATION}: {len(claims)} spool "
               f"claims deleted undrained; about {held} shares (as last measured) are lost",
               warning=True)  # fmt: skip
-    await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)

@@ -28,6 +28,7 @@ from typing import Any
 from stratum_operator import deletion, metrics, reporting, upgrade
 from stratum_operator.builders import naming
 from stratum_operator.k8s import patching, posting
+from stratum_operator.k8s.errors import NotFound
 from stratum_operator.outcome import Event, Outcome
 from stratum_operator.reconcile import reconcile
 from stratum_operator.vocabulary import Reason
@@ -58,6 +59,7 @@ class PoolLoop:
         self._failures = 0
         self._last_error = ""
         self._task: asyncio.Task[None] | None = None
+        self._gone = False
 
     # -- what kopf tells us -----------------------------------------------------------
 
@@ -92,6 +94,12 @@ class PoolLoop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"pool {self.ref}")
 
+    def retire(self) -> None:
+        """The pool is gone: the loop ends after the pass it may be in (whose Events
+        still go out), never in the middle of it."""
+        self._gone = True
+        self._wake.set()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -100,7 +108,7 @@ class PoolLoop:
 
     async def _run(self) -> None:
         await self._sleep(random.uniform(0, 0.2))  # spreads a resync's burst
-        while True:
+        while not self._gone:
             full, self._full = self._full, False
             try:
                 delay = await self._pass(full)
@@ -126,6 +134,8 @@ class PoolLoop:
             with metrics.reconciling("delete"):
                 out, done = await deletion.finalize(pool, self.memo)
             await self._write(pool, out)
+            if done:  # last: the pool is gone the moment our finalizer is
+                await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)
             return TICK_S if done else DELETION_RETRY_S
         with metrics.reconciling("full" if full else "tick"):
             out = await reconcile(pool, self.memo, full=full)
@@ -147,16 +157,22 @@ class PoolLoop:
         return delay
 
     async def _write(self, pool: dict[str, Any], out: Outcome) -> None:
+        """Events first: a pass that let the pool go (its last finalizer removed) still
+        tells what it did, and a status write to a pool that is gone is no error."""
         found = reporting.report(pool, out)
-        if found.status:
-            name, namespace = naming.name_of(pool)
-            updated = await patching.patch_status(pool["apiVersion"], pool["kind"], namespace,
-                                                  name, found.status)  # fmt: skip
-            self._written = str(updated["metadata"].get("resourceVersion", ""))
-            if self.pool is None or _version(updated) >= _version(self.pool):
-                self.pool = updated
         for event in found.events:
             await self._post(pool, event)
+        if not found.status:
+            return
+        name, namespace = naming.name_of(pool)
+        try:
+            updated = await patching.patch_status(pool["apiVersion"], pool["kind"], namespace,
+                                                  name, found.status)  # fmt: skip
+        except NotFound:
+            return  # deleted meanwhile: its DELETED event ends this loop
+        self._written = str(updated["metadata"].get("resourceVersion", ""))
+        if self.pool is None or _version(updated) >= _version(self.pool):
+            self.pool = updated
 
     async def _post(self, pool: dict[str, Any], event: Event) -> None:
         level = logging.WARNING if event.warning else logging.INFO
@@ -176,7 +192,7 @@ class Pools:
         if event_type == "DELETED":
             loop = self.loops.pop(key, None)
             if loop is not None:
-                await loop.stop()
+                loop.retire()
             return
         if key not in self.loops:
             self.loops[key] = PoolLoop(namespace, name)
