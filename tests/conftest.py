@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,10 +13,13 @@ import pytest
 
 from harness.databases import Database, MariaDBServer, PostgresServer
 from harness.kubernetes import ROOT, ControlPlane
+from harness.mysql import MySQLServer
 from harness.operator import OperatorProcess
 from harness.service import kill_all_services
 from harness.sim import SimLoop
 from harness.vitess import Vtctld
+from harness.vitess_cluster import VitessCluster, run_keyspace_job
+from harness.writer import WriterProcess
 
 _names = itertools.count()
 
@@ -43,6 +47,14 @@ def mariadb() -> Iterator[MariaDBServer]:
     server.destroy()
 
 
+@pytest.fixture(scope="session")
+def mysql() -> Iterator[MySQLServer]:
+    """MySQL 9.7 (Debian unstable's, in its own root): the mysql backend meets MySQL too."""
+    server = MySQLServer(buffer_pool="256M")
+    yield server
+    server.destroy()
+
+
 def _sqlite_query(path: Path) -> Callable[[str], str]:
     def query(sql: str) -> str:
         with sqlite3.connect(path) as conn:
@@ -58,20 +70,20 @@ def make_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         pg: PostgresServer = request.getfixturevalue("postgres")
         url = pg.create_database(name)
         return Database(kind, url, lambda sql: pg.psql(sql, name), pg)
-    if kind == "mariadb":
-        maria: MariaDBServer = request.getfixturevalue("mariadb")
-        url = maria.create_database(name)
-        return Database(kind, url, lambda sql: maria.sql(sql, name), maria)
+    if kind in ("mariadb", "mysql"):
+        server: MariaDBServer | MySQLServer = request.getfixturevalue(kind)
+        url = server.create_database(name)
+        return Database(kind, url, lambda sql: server.sql(sql, name), server)
     path = tmp_path / "shares.db"
     return Database(kind, f"sqlite:///{path}", _sqlite_query(path))
 
 
-@pytest.fixture(params=["postgres", "mariadb", "sqlite"])
+@pytest.fixture(params=["postgres", "mariadb", "mysql", "sqlite"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database(request.param, request, tmp_path)
 
 
-@pytest.fixture(params=["postgres", "mariadb"])
+@pytest.fixture(params=["postgres", "mariadb", "mysql"])
 def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     """A database whose server process the test may kill and restart."""
     return make_database(request.param, request, tmp_path)
@@ -104,6 +116,31 @@ def vtctld() -> Iterator[Vtctld]:
     server = Vtctld()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def vitess_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VitessCluster]:
+    """A real two-shard Vitess cluster on MySQL 9.7, its keyspace set up by the operator's
+    keyspace Job and migrated by the writer through vtgate, as in production."""
+    cluster = VitessCluster()
+    try:
+        cluster.keyspace_steps = run_keyspace_job(cluster, tmp_path_factory.mktemp("keyspace"))
+        settings = tmp_path_factory.mktemp("vitess-writer") / "writer.json"
+        settings.write_text(json.dumps({"vitess_shards": list(cluster.shards)}))
+        spool = settings.parent / "spool"
+        out = WriterProcess(spool, cluster.url(), config=settings).run_command("migrate")
+        assert out.returncode == 0, f"migrate through vtgate: {out.stderr[-2000:]}"
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def vitess_cluster(vitess_rig: VitessCluster) -> VitessCluster:
+    """The session's Vitess cluster, in MULTI mode, its share tables emptied."""
+    vitess_rig.set_transaction_mode("MULTI")
+    vitess_rig.clear()
+    return vitess_rig
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests need from the Go module proxy, pinned, cached outside
 # the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and Vitess's
-# vtctld and vtctldclient (and our vitess-check on its packages). Idempotent: a tool whose binary is cached is not rebuilt.
+# vtctld, vtctldclient, vttablet and vtgate (and our vitess-check on its packages). Idempotent: a tool whose binary is cached is not rebuilt.
 #
 #   tools/build-go-tools.sh [TOOL...]   (default: all; prints the bin directory last)
 #
@@ -91,18 +91,19 @@ build_vitess() {
   local check_src check_version
   check_src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/vitess-check/main.go"
   check_version="$VITESS_VERSION+$(sha256sum "$check_src" | cut -c1-12)"
-  fresh vtctld "$VITESS_VERSION" && fresh vtctldclient "$VITESS_VERSION" \
-    && fresh vitess-check "$check_version" && return
-  log "building vtctld, vtctldclient, vitess-check $VITESS_VERSION"
+  local servers=(vtctld vtctldclient vttablet vtgate) need=()
+  for t in "${servers[@]}"; do fresh "$t" "$VITESS_VERSION" || need+=("$t"); done
+  [ ${#need[@]} -eq 0 ] && fresh vitess-check "$check_version" && return
+  log "building ${need[*]} vitess-check $VITESS_VERSION (vttablet and vtgate: minutes)"
   local dir
-  dir=$(wrapper vitess "$VITESS_VERSION" vitess.io/vitess/go/cmd/vtctld vitess.io/vitess/go/cmd/vtctldclient)
+  dir=$(wrapper vitess "$VITESS_VERSION" "${servers[@]/#/vitess.io/vitess/go/cmd/}")
   (
     cd "$dir"
     go get "vitess.io/vitess@$VITESS_VERSION" >/dev/null
     mkdir -p cmd/vitess-check
     cp "$check_src" cmd/vitess-check/main.go
     go mod tidy
-    for t in vtctld vtctldclient; do
+    for t in "${servers[@]}"; do
       fresh "$t" "$VITESS_VERSION" && continue
       go build -o "$bin/$t" "vitess.io/vitess/go/cmd/$t"
       stamp "$t" "$VITESS_VERSION"

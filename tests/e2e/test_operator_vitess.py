@@ -159,4 +159,5 @@ def test_a_vitess_cluster_declaring_the_keyspace_is_found_without_being_named(
     cp.apply(vitess_pool("found", ns, "existing"))
     (job,) = cp.wait("the keyspace Job", lambda: jobs(cp, ns, "vitess-keyspace"), 30)
     assert "create-keyspace" not in steps(job)
-    assert status(cp, "found", ns)["vitessCluster"] == "vc"
+    # the status is written once the pass that made the Job ends
+    cp.wait("the cluster in status", lambda: status(cp, "found", ns).get("vitessCluster") == "vc", 20)

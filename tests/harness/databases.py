@@ -67,15 +67,16 @@ def _stop_leftovers() -> None:
 
 
 class _Server:
-    account = ""
+    account = ""  # the account it runs as when the tests run as root; "": as root
+    name = ""
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=f"stratum-{self.account}-"))
+    def __init__(self, base: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"stratum-{self.account or self.name}-", dir=base))
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "server.log"
         self._uid: int | None = None
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and self.account:
             try:
                 entry = pwd.getpwnam(self.account)
             except KeyError:
@@ -117,6 +118,9 @@ class _Server:
 
     def _wait_ready(self, timeout: float) -> None:
         """Past the open port: a server recovering from a crash listens before it serves."""
+
+    def start(self) -> None:
+        raise NotImplementedError
 
     def kill(self) -> None:
         """SIGKILL to every server process at once, as when its node or container dies."""
@@ -283,7 +287,7 @@ class Database:
     kind: str
     url: str
     query: Callable[[str], str]
-    server: PostgresServer | MariaDBServer | None = None
+    server: _Server | None = None
 
     def scalar(self, sql: str) -> int:
         return int(float(self.query(sql) or 0))

@@ -58,15 +58,19 @@ class WriterProcess(ServiceProcess):
         workers_file: Path | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        config: Path | None = None,
     ) -> None:
         super().__init__(spool.parent, host, port)
         self.spool = spool
         self.url = url
         self.extra = list(extra)
         self.workers_file = workers_file
+        self.config = config  # a settings file, as the operator's ConfigMap gives one
 
     def command(self, *command: str) -> list[str]:
-        return [sys.executable, "-m", "stratum_writer.cli", "--spool", str(self.spool), *command]
+        settings = ["--config", str(self.config)] if self.config else []
+        return [sys.executable, "-m", "stratum_writer.cli", *settings, "--spool",
+                str(self.spool), *command]  # fmt: skip
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "STRATUM_DATABASE_URL": self.url}

@@ -1,0 +1,194 @@
+"""The writer through a real vtgate into a two-shard keyspace on MySQL 9.7 tablets.
+
+The keyspace was set up by the operator's keyspace Job's own commands (the fixture);
+the writer stores as in production: a mysql:// URL to vtgate and the keyspace's shard
+list in its settings. What a pool is paid from is checked where it lives: on each
+shard's own MySQL, past Vitess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness.vitess_cluster import VitessCluster
+from harness.writer import QUEUE, WriterProcess, fill
+from sharelog.synthetic import synthetic_events
+from stratum_writer.backends import open_backend
+from stratum_writer.backends.vitess_shards import ShardMap
+
+SHARDS = ("-80", "80-")
+
+
+def writer_for(cluster: VitessCluster, spool: Path, *args: str) -> WriterProcess:
+    settings = spool.parent / "writer.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"vitess_shards": list(SHARDS)}))
+    return WriterProcess(spool, cluster.url(), *args, config=settings)
+
+
+def on_each_shard(cluster: VitessCluster) -> dict[str, dict[str, int]]:
+    """Per shard, straight from its MySQL: rows, distinct ids, rollup total, misplaced."""
+    shard_map = ShardMap(list(SHARDS))
+    found = {}
+    for shard in SHARDS:
+        keys = cluster.shard_sql(shard, "SELECT shard_key FROM share_events").split()
+        rolled = cluster.shard_sql(shard, "SELECT coalesce(sum(accepted + rejected + stale), 0) "
+                                          "FROM worker_stats_minute")  # fmt: skip
+        distinct = cluster.shard_sql(shard, "SELECT count(DISTINCT share_id) FROM share_events")
+        found[shard] = {
+            "rows": len(keys),
+            "distinct": int(distinct),
+            "rolled": int(rolled),
+            "misplaced": sum(1 for k in keys if shard_map.shard_of(int(k)) != shard),
+        }
+    return found
+
+
+def expected_per_shard(count: int, seed: int = 1) -> Counter[str]:
+    shard_map = ShardMap(list(SHARDS))
+    return Counter(
+        shard_map.shard_of(int(e.as_row()[5])) for e in synthetic_events(count, seed=seed)
+    )
+
+
+def assert_exactly_on_shards(cluster: VitessCluster, count: int, seed: int = 1) -> None:
+    found = on_each_shard(cluster)
+    wanted = expected_per_shard(count, seed)
+    for shard in SHARDS:
+        assert found[shard] == {"rows": wanted[shard], "distinct": wanted[shard],
+                                "rolled": wanted[shard], "misplaced": 0}, (shard, found)  # fmt: skip
+    assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == count
+
+
+def test_n_shares_in_n_rows_out_each_on_the_shard_its_hash_says(
+    vitess_cluster: VitessCluster, tmp_path: Path
+) -> None:
+    cluster = vitess_cluster
+    spool = tmp_path / "spool"
+    fill(spool, 20_000)
+    before = cluster.vars()
+    writer = writer_for(cluster, spool, "--batch-size", "2000", "--workers", "2").start()
+    writer.wait_for(QUEUE, lambda v: v == 0, 120)
+    assert writer.terminate() == 0
+    assert_exactly_on_shards(cluster, 20_000)
+    assert all(n > 5000 for n in expected_per_shard(20_000).values()), "both shards took shares"
+    # vtgate's own account of what it ran: nothing went to every shard
+    assert scatter_queries(cluster.vars()) == scatter_queries(before)
+
+
+def scatter_queries(stats: dict[str, object]) -> int:
+    """vtgate's count of queries it ran as Scatter (sent to every shard)."""
+    by_plan = stats.get("QueriesProcessed", {})
+    assert isinstance(by_plan, dict)
+    return sum(int(v) for k, v in by_plan.items() if "Scatter" in k)
+
+
+def test_tablets_mysql_and_vtgate_killed_mid_stream_lose_nothing(
+    vitess_cluster: VitessCluster, tmp_path: Path
+) -> None:
+    cluster = vitess_cluster
+    spool = tmp_path / "spool"
+    fill(spool, 40_000, seed=7)
+    writer = writer_for(cluster, spool, "--batch-size", "500", "--workers", "2").start()
+    writer.wait_for("stratum_writer_inserted_total", lambda v: v > 2000, 60)
+    for part, down_s in (("mysql80-", 3.0), ("vttablet80-", 3.0), ("vtgate", 2.0)):
+        cluster.kill(part)  # SIGKILL
+        time.sleep(down_s)
+        assert writer.proc is not None and writer.proc.poll() is None, f"writer died with {part}"
+        cluster.start(part)
+        if part.startswith("vttablet"):
+            cluster.make_primary("80-")
+    writer.wait_for(QUEUE, lambda v: v == 0, 240)
+    assert writer.proc is not None and writer.proc.poll() is None, "the writer never crashed"
+    assert writer.terminate() == 0
+    assert_exactly_on_shards(cluster, 40_000, seed=7)
+
+
+def test_a_half_committed_multi_shard_batch_is_retried_as_duplicates(
+    vitess_cluster: VitessCluster,
+) -> None:
+    """MULTI commits shard by shard: one shard's MySQL gone, the other's part commits;
+    the retry of the whole batch meets those rows as duplicates and stores the rest."""
+    cluster = vitess_cluster
+    rows = [e.as_row() for e in synthetic_events(3000, seed=11)]
+    wanted = expected_per_shard(3000, seed=11)
+
+    async def store_twice() -> tuple[str, tuple[int, int]]:
+        backend = open_backend(cluster.url(), vitess_shards=list(SHARDS))
+        await backend.connect(1)
+        try:
+            cluster.kill("mysql80-")
+            try:
+                await backend.store(rows)
+                failed = "stored?"
+            except Exception as exc:  # the second shard's transaction fails
+                failed = f"{type(exc).__name__}: {exc}"
+            cluster.start("mysql80-")
+            for _ in range(60):  # the tablet reconnects to its MySQL
+                try:
+                    result = await backend.store(rows)
+                    return failed, (result.inserted, result.duplicates)
+                except Exception:
+                    await asyncio.sleep(1)
+            raise AssertionError("the shard never came back")
+        finally:
+            await backend.close()
+
+    failed, (inserted, duplicates) = asyncio.run(store_twice())
+    assert failed != "stored?", "the batch can't commit with a shard down"
+    assert (inserted, duplicates) == (wanted["80-"], wanted["-80"]), failed
+    assert_exactly_on_shards(cluster, 3000, seed=11)
+
+
+@pytest.mark.parametrize("mode", ["SINGLE", "MULTI"])
+def test_exactly_once_in_either_transaction_mode(
+    vitess_cluster: VitessCluster, tmp_path: Path, mode: str
+) -> None:
+    """One transaction per shard: SINGLE (multi-shard transactions refused) accepts every
+    one of them, as MULTI does."""
+    cluster = vitess_cluster
+    cluster.set_transaction_mode(mode)
+    spool = tmp_path / "spool"
+    fill(spool, 10_000, seed=3)
+    writer = writer_for(cluster, spool, "--batch-size", "1000").start()
+    writer.wait_for(QUEUE, lambda v: v == 0, 120)
+    assert writer.metrics().get("stratum_writer_dead_letters_total", 0) == 0
+    assert writer.terminate() == 0
+    assert_exactly_on_shards(cluster, 10_000, seed=3)
+
+
+def test_a_poison_share_is_dead_lettered_with_vtgates_reason_and_replayed(
+    vitess_cluster: VitessCluster, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from sharelog.spool import SpoolProducer
+
+    cluster = vitess_cluster
+    spool = tmp_path / "spool"
+    events = list(synthetic_events(2000, seed=5))
+    events[777] = dataclasses.replace(events[777], worker="w" * 200)  # longer than its column
+    producer = SpoolProducer(spool)
+    for e in events:
+        producer.append(e)
+    producer.close_sync()
+    writer = writer_for(cluster, spool, "--batch-size", "500").start()
+    writer.wait_for(QUEUE, lambda v: v == 0, 120)
+    assert writer.metrics()["stratum_writer_dead_letters_total"] == 1
+    assert writer.terminate() == 0
+    dead = spool / "dead-letters.jsonl"
+    (entry,) = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert re.search(r"Data too long|1406", entry["reason"]), entry["reason"]
+    assert "vttablet" in entry["reason"] or "target:" in entry["reason"], "vtgate's own words"
+    entry["event"]["worker"] = "w" * 20  # the fix
+    dead.write_text(json.dumps(entry) + "\n")
+    replayed = writer.run_command("replay", str(dead))
+    assert replayed.returncode == 0 and "1 inserted" in replayed.stdout, replayed.stdout
+    assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == 2000
