@@ -160,4 +160,6 @@ def test_a_vitess_cluster_declaring_the_keyspace_is_found_without_being_named(
     (job,) = cp.wait("the keyspace Job", lambda: jobs(cp, ns, "vitess-keyspace"), 30)
     assert "create-keyspace" not in steps(job)
     # the status is written once the pass that made the Job ends
-    cp.wait("the cluster in status", lambda: status(cp, "found", ns).get("vitessCluster") == "vc", 20)
+    cp.wait(
+        "the cluster in status", lambda: status(cp, "found", ns).get("vitessCluster") == "vc", 20
+    )

@@ -227,13 +227,13 @@ class VitessCluster(ProcessGroup):
             time.sleep(0.3)
 
     def _gate_serves(self) -> bool:
+        """vtgate sees a serving PRIMARY for every shard (its own SHOW VITESS_TABLETS)."""
         try:
-            self.gate_sql("SELECT 1 FROM dual")
-            health = self.vars().get("HealthcheckConnections", {})
-        except (RuntimeError, OSError, ValueError):
+            rows = [line.split("\t") for line in self.gate_sql("SHOW VITESS_TABLETS").splitlines()]
+        except RuntimeError:
             return False
-        serving = {k for k, v in health.items() if v and "PRIMARY" in k}
-        return all(any(f".{s}.PRIMARY" in k for k in serving) for s in self.shards)
+        serving = {r[2] for r in rows if len(r) > 4 and r[3] == "PRIMARY" and r[4] == "SERVING"}
+        return serving >= set(self.shards)
 
     # -- talking to it ----------------------------------------------------------------
 

@@ -46,11 +46,27 @@ _UPSERT = (
     "rejected = rejected + VALUES(rejected), stale = stale + VALUES(stale), "
     "accepted_difficulty = accepted_difficulty + VALUES(accepted_difficulty)"
 )
+# The migration history carries a constant shard_key (0): on Vitess it is sharded by it
+# like the share tables (vitess/vschema.json), so every statement about it names one
+# keyspace id and goes to the one shard that owns it. vtgate can't insert into a table
+# without a primary vindex (a "pinned" one included), and reading it unkeyed would be a
+# scatter. On MySQL and MariaDB the column is one more constant.
+HISTORY_KEY = 0
 _BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,"
-    " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+    " applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    f" shard_key BIGINT UNSIGNED NOT NULL DEFAULT {HISTORY_KEY}"
     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+)
+# a history made before the column: given it (once; MySQL has no ADD COLUMN IF NOT EXISTS)
+_HAS_HISTORY_KEY = (
+    "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
+    " AND table_name = 'schema_migrations' AND column_name = 'shard_key'"
+)
+_ADD_HISTORY_KEY = (
+    "ALTER TABLE schema_migrations"
+    f" ADD COLUMN shard_key BIGINT UNSIGNED NOT NULL DEFAULT {HISTORY_KEY}"
 )
 _MIGRATION_LOCK = "stratum_schema_migrations"
 
@@ -200,7 +216,12 @@ class MySQLBackend(Backend):
                 # turns, and each migration is recorded right after its statements.
                 await cur.execute("SELECT GET_LOCK(%s, 300)", (_MIGRATION_LOCK,))
                 await cur.execute(_BOOTSTRAP)
-                await cur.execute("SELECT version FROM schema_migrations")
+                await cur.execute(_HAS_HISTORY_KEY)
+                if not (await cur.fetchone())[0]:
+                    await cur.execute(_ADD_HISTORY_KEY)
+                await cur.execute(
+                    "SELECT version FROM schema_migrations WHERE shard_key = %s", (HISTORY_KEY,)
+                )
                 done = {r[0] for r in await cur.fetchall()}
                 applied = []
                 for m in load_migrations(self.dialect):
@@ -209,8 +230,9 @@ class MySQLBackend(Backend):
                     for statement in m.statements():
                         await cur.execute(statement)
                     await cur.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (m.version, m.name),
+                        "INSERT INTO schema_migrations (version, name, shard_key)"
+                        " VALUES (%s, %s, %s)",
+                        (m.version, m.name, HISTORY_KEY),
                     )
                     applied.append(m.version)
                 await cur.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
@@ -223,7 +245,10 @@ class MySQLBackend(Backend):
             raise ConnectionError("backend is not connected")
         async with self._pool.acquire() as conn, conn.cursor() as cur:
             try:
-                await cur.execute("SELECT max(version) FROM schema_migrations")
+                await cur.execute(
+                    "SELECT max(version) FROM schema_migrations WHERE shard_key = %s",
+                    (HISTORY_KEY,),
+                )
             except pymysql.err.ProgrammingError:
                 return 0
             row = await cur.fetchone()
