@@ -89,6 +89,12 @@ def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database(request.param, request, tmp_path)
 
 
+@pytest.fixture(params=["mariadb", "mysql"])
+def mysql_family_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """MariaDB and MySQL 9.7: the two servers the mysql backend meets."""
+    return make_database(request.param, request, tmp_path)
+
+
 @pytest.fixture
 def postgres_db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return make_database("postgres", request, tmp_path)

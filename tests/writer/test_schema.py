@@ -68,3 +68,17 @@ def test_vitess_files_are_the_writer_packages_own(tmp_path: Path) -> None:
         assert on_disk == (tmp_path / name).read_text(), f"run 'make vitess-schema': {name}"
     assert (tmp_path / "schema.sql").read_text() == render("mysql")
     assert "CREATE TABLE IF NOT EXISTS share_events" in render("mysql")
+
+
+def test_a_migration_history_from_before_its_shard_key_is_given_one(
+    mysql_family_database: Database, tmp_path: Path
+) -> None:
+    """Earlier writers kept the MySQL history without ``shard_key`` (the column that lets
+    vtgate route it): migrate adds it once, keeps every version, and the writer runs."""
+    database = mysql_family_database
+    writer = WriterProcess(tmp_path / "spool", database.url)
+    assert writer.run_command("migrate").returncode == 0
+    database.query("ALTER TABLE schema_migrations DROP COLUMN shard_key")  # as they left it
+    again = writer.run_command("migrate")
+    assert again.returncode == 0 and "schema version 1" in again.stdout, again.stderr
+    assert database.scalar("SELECT count(*) FROM schema_migrations WHERE shard_key = 0") == 1
