@@ -5,10 +5,13 @@ throw-away servers, in one run, so the ratios mean something on a noisy machine:
 
 - ``ours``: the real ``stratum-writer`` process draining a pre-filled spool (PostgreSQL:
   both bulk strategies, ``ours`` is the default one, ``ours-unnest``/``ours-copy`` both);
-- ``copy`` / ``load-data``: the database's own bulk loader (psql ``\\copy``, MariaDB
-  ``LOAD DATA LOCAL INFILE``), the ceiling;
+- ``copy`` / ``load-data``: the database's own bulk loader (psql ``\\copy``, MariaDB's
+  and MySQL 9.7's ``LOAD DATA LOCAL INFILE``), the ceiling;
 - ``one-insert``: one INSERT per share over a pool of 8 connections;
 - ``batch-100``: ``executemany`` in transactions of 100 rows.
+
+Backends: PostgreSQL, MariaDB, MySQL 9.7 (direct), Vitess (through vtgate into two shards,
+each a tablet on its own MySQL 9.7; no bulk loader goes through vtgate) and SQLite.
 
 Ours also upserts the per-minute rollups in each batch; the baselines do not.
 Sizes: BENCH_EVENTS (default 1,000,000) and BENCH_BASELINE_EVENTS (default 50,000).
@@ -18,27 +21,30 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiomysql
 import asyncpg
 
+from bench.mysql_family import Target, baseline, load_data
 from bench.report import Reporter
+from bench.rows import csv_rows
 from harness.databases import MariaDBServer, PostgresServer
+from harness.mysql import MySQLServer
 from harness.procfs import rss_kb
+from harness.vitess_cluster import VitessCluster, run_keyspace_job
 from harness.writer import WriterProcess
 from sharelog.event import FIELDS, Row
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
-from stratum_writer.backends.sql_literals import timestamp
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 BASELINE = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
@@ -66,15 +72,20 @@ def fill_spool(spool: Path, rows: list[Row]) -> None:
 
 
 def run_ours(
-    spool_template: Path, url: str, work: Path, strategy: str | None
-) -> tuple[float, float]:
+    spool_template: Path, url: str, work: Path, strategy: str | None,
+    vitess_shards: tuple[str, ...] = (),
+) -> tuple[float, float]:  # fmt: skip
     """(sustained shares/s, peak RSS MiB) of the real writer draining a pre-filled spool."""
     spool = work / f"spool-{time.monotonic_ns()}"
     subprocess.run(["cp", "-r", str(spool_template), str(spool)], check=True)
     extra = ["--batch-size", BATCH, "--workers", WORKERS, "--max-workers", WORKERS]
     if strategy:
         extra += ["--pg-strategy", strategy]
-    writer = WriterProcess(spool, url, *extra)
+    settings = None
+    if vitess_shards:  # as the operator's ConfigMap says it for a vitess pool
+        settings = work / f"writer-{time.monotonic_ns()}.json"
+        settings.write_text(json.dumps({"vitess_shards": list(vitess_shards)}))
+    writer = WriterProcess(spool, url, *extra, config=settings)
     out = writer.run_command("migrate")
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
@@ -108,47 +119,12 @@ def _rss_mb(pid: int) -> float:
         return 0.0
 
 
-def _csv_rows(
-    rows: Iterable[Row], *, null: str, bytes_fmt: Callable[[bytes], str]
-) -> Iterable[list[str]]:
-    for r in rows:
-        out = []
-        for name, v in zip(FIELDS, r, strict=True):
-            if v is None:
-                out.append(null)
-            elif name == "share_id":
-                out.append(bytes_fmt(v))  # type: ignore[arg-type]
-            elif name in ("submitted_at", "responded_at"):
-                out.append(timestamp(v)[1:-1] + ("+00" if null == "" else ""))  # type: ignore[arg-type]
-            elif isinstance(v, bool):
-                out.append(("t" if v else "f") if null == "" else ("1" if v else "0"))
-            else:
-                out.append(str(v))
-        yield out
-
-
 def pg_copy(pg: PostgresServer, db: str, rows: list[Row], work: Path) -> float:
     path = work / "rows.csv"
     with path.open("w", newline="") as fh:
-        csv.writer(fh).writerows(_csv_rows(rows, null="", bytes_fmt=lambda b: "\\x" + b.hex()))
+        csv.writer(fh).writerows(csv_rows(rows, null="", bytes_fmt=lambda b: "\\x" + b.hex()))
     started = time.perf_counter()
     pg.psql(f"\\copy share_events ({', '.join(FIELDS)}) FROM '{path}' WITH (FORMAT csv)", db)
-    return len(rows) / (time.perf_counter() - started)
-
-
-def maria_load_data(maria: MariaDBServer, db: str, rows: list[Row], work: Path) -> float:
-    path = work / "rows.tsv"
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
-        w.writerows(_csv_rows(rows, null="\\N", bytes_fmt=bytes.hex))
-    cols = ", ".join("@sid" if f == "share_id" else f for f in FIELDS)
-    started = time.perf_counter()
-    load = f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE share_events ({cols}) SET share_id = UNHEX(@sid)"
-    subprocess.run(
-        ["mariadb", "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}", db,
-         "-e", load],
-        check=True,
-    )  # fmt: skip
     return len(rows) / (time.perf_counter() - started)
 
 
@@ -162,20 +138,7 @@ _PG_ONE = (
     )
     + ") ON CONFLICT (share_id) DO NOTHING"
 )
-_MY_ONE = (
-    f"INSERT IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES "
-    f"(UNHEX(%s), {', '.join(['%s'] * (len(FIELDS) - 1))})"
-)
 _LITE_ONE = f"INSERT OR IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
-
-
-def _my_params(r: Row) -> tuple[Any, ...]:
-    # share_id as hex: aiomysql 0.3 cannot escape bytes with PyMySQL 1.2
-    values: list[Any] = list(r)
-    values[0] = r[0].hex()
-    values[18] = timestamp(r[18])[1:-1]
-    values[19] = None if r[19] is None else timestamp(r[19])[1:-1]
-    return tuple(values)
 
 
 async def _pg_baseline(url: str, rows: list[Row], batch: int) -> float:
@@ -196,29 +159,6 @@ async def _pg_baseline(url: str, rows: list[Row], batch: int) -> float:
     await asyncio.gather(*(worker() for _ in range(8)))
     elapsed = time.perf_counter() - started
     await pool.close()
-    return len(rows) / elapsed
-
-
-async def _my_baseline(maria: MariaDBServer, db: str, rows: list[Row], batch: int) -> float:
-    pool = await aiomysql.create_pool(host="127.0.0.1", port=maria.port, user="root", db=db,
-                                      minsize=8, maxsize=8, autocommit=batch == 1)  # fmt: skip
-    chunks = [[_my_params(r) for r in rows[i : i + batch]] for i in range(0, len(rows), batch)]
-    queue = iter(chunks)
-
-    async def worker() -> None:
-        for chunk in queue:
-            async with pool.acquire() as conn, conn.cursor() as cur:
-                if batch == 1:
-                    await cur.execute(_MY_ONE, chunk[0])
-                else:
-                    await cur.executemany(_MY_ONE, chunk)
-                    await conn.commit()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(8)))
-    elapsed = time.perf_counter() - started
-    pool.close()
-    await pool.wait_closed()
     return len(rows) / elapsed
 
 
@@ -247,6 +187,7 @@ def main() -> int:
                 events=EVENTS)  # fmt: skip
     pg = PostgresServer(fsync=True)
     maria = MariaDBServer()
+    mysql = MySQLServer(buffer_pool="512M")
     names = iter(range(1000))
 
     def fresh_pg() -> tuple[str, str]:
@@ -255,9 +196,9 @@ def main() -> int:
         WriterProcess(spool, url).run_command("migrate")
         return name, url
 
-    def fresh_maria() -> tuple[str, str]:
+    def fresh_my(server: MariaDBServer | MySQLServer) -> tuple[str, str]:
         name = f"b{next(names)}"
-        url = maria.create_database(name)
+        url = server.create_database(name)
         WriterProcess(spool, url).run_command("migrate")
         return name, url
 
@@ -282,20 +223,47 @@ def main() -> int:
             rate = asyncio.run(_pg_baseline(url, prefix, batch))
             report.emit(backend="postgres", system=system, metric="shares_per_s", value=rate,
                         unit="shares/s", events=len(prefix))  # fmt: skip
-        # MariaDB
-        _, url = fresh_maria()
-        rate, rss = run_ours(spool, url, work, None)
-        report.emit(backend="mariadb", system="ours", metric="shares_per_s", value=rate,
-                    unit="shares/s", events=EVENTS)  # fmt: skip
-        report.emit(backend="mariadb", system="ours", metric="rss_mb", value=rss, unit="MiB")
-        name, _ = fresh_maria()
-        report.emit(backend="mariadb", system="load-data", metric="shares_per_s",
-                    value=maria_load_data(maria, name, rows, work), unit="shares/s", events=EVENTS)  # fmt: skip
-        for system, batch in (("one-insert", 1), ("batch-100", 100)):
-            name, _ = fresh_maria()
-            rate = asyncio.run(_my_baseline(maria, name, prefix, batch))
-            report.emit(backend="mariadb", system=system, metric="shares_per_s", value=rate,
-                        unit="shares/s", events=len(prefix))  # fmt: skip
+        # MariaDB and MySQL 9.7, the same way
+        servers: list[tuple[str, Any, Callable[[str], Target]]] = [
+            ("mariadb", maria, lambda db: Target(maria.port, db, client=(
+                "mariadb", "--no-defaults", "--local-infile=1", "-uroot",
+                f"--socket={maria.socket}"))),
+            ("mysql", mysql, lambda db: Target(mysql.port, db, client=(
+                "chroot", str(mysql.root), "mysql", "--no-defaults", "--local-infile=1",
+                "-uroot", "-h127.0.0.1", f"-P{mysql.port}"), files=mysql.dir,
+                files_seen_as=mysql.inner)),
+        ]  # fmt: skip
+        for backend, server, target in servers:
+            _, url = fresh_my(server)
+            rate, rss = run_ours(spool, url, work, None)
+            report.emit(backend=backend, system="ours", metric="shares_per_s", value=rate,
+                        unit="shares/s", events=EVENTS)  # fmt: skip
+            report.emit(backend=backend, system="ours", metric="rss_mb", value=rss, unit="MiB")
+            name, _ = fresh_my(server)
+            report.emit(backend=backend, system="load-data", metric="shares_per_s",
+                        value=load_data(target(name), rows, work), unit="shares/s",
+                        events=EVENTS)  # fmt: skip
+            for system, batch in (("one-insert", 1), ("batch-100", 100)):
+                name, _ = fresh_my(server)
+                rate = baseline(target(name), prefix, batch)
+                report.emit(backend=backend, system=system, metric="shares_per_s", value=rate,
+                            unit="shares/s", events=len(prefix))  # fmt: skip
+        # Vitess: through vtgate into two shards, each a tablet on its own MySQL 9.7
+        vitess = VitessCluster()
+        try:
+            run_keyspace_job(vitess, work / "keyspace")
+            rate, rss = run_ours(spool, vitess.url(), work, None, vitess_shards=vitess.shards)
+            report.emit(backend="vitess", system="ours", metric="shares_per_s", value=rate,
+                        unit="shares/s", events=EVENTS, shards=len(vitess.shards))  # fmt: skip
+            report.emit(backend="vitess", system="ours", metric="rss_mb", value=rss, unit="MiB")
+            gate = Target(vitess.vtgate_port, vitess.keyspace, user="stratum")
+            for system, batch in (("one-insert", 1), ("batch-100", 100)):
+                vitess.clear()
+                rate = baseline(gate, prefix, batch)
+                report.emit(backend="vitess", system=system, metric="shares_per_s", value=rate,
+                            unit="shares/s", events=len(prefix), shards=len(vitess.shards))  # fmt: skip
+        finally:
+            vitess.stop()
         # SQLite
         url = f"sqlite:///{work / 'ours.db'}"
         rate, rss = run_ours(spool, url, work, None)
@@ -311,6 +279,7 @@ def main() -> int:
     finally:
         pg.destroy()
         maria.destroy()
+        mysql.destroy()
         subprocess.run(["rm", "-rf", str(work)], check=False)
     report.ratios()
     return 0
