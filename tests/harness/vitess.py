@@ -2,9 +2,10 @@
 one cell as a real cluster has, and ``vitess-check`` (Vitess's own parser, VSchema
 builder, planner and vindexes, tools/vitess-check) for what needs no server at all.
 
-There are no tablets: they need MySQL 8, which this machine can't have. Everything that
-only touches the topology (CreateKeyspace, ApplyVSchema, GetVSchema) runs for real;
-ApplySchema reaches vtctld and is refused for want of a primary tablet.
+No tablets: what only touches the topology (CreateKeyspace, ApplyVSchema, GetVSchema)
+runs here in seconds, and ApplySchema reaches vtctld and is refused for want of a
+primary tablet. The whole cluster, tablets on MySQL 9.7 and vtgate, is
+harness/vitess_cluster.py.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from stratum_operator.builders import desired_objects
 from stratum_operator.spec import VTCTLDCLIENT_IMAGE, default_image, parse_spec
 from stratum_writer.vitess_keyspace import vschema_differences
 
-NO_TABLETS = "does not contain any primary tablets"  # ApplySchema: MySQL 8 tablets needed
+NO_TABLETS = "does not contain any primary tablets"  # ApplySchema on vtctld alone
 
 
 def vitess_spec(vtctld: str, keyspace: str, **vitess: Any) -> Any:
@@ -122,8 +122,8 @@ def test_a_keyspace_holding_another_vschema_fails_the_job(vtctld: Vtctld, tmp_pa
 def test_the_exported_schema_is_what_mariadb_runs_and_reruns(
     mariadb: MariaDBServer, vtctld: Vtctld, tmp_path: Path
 ) -> None:
-    """ApplySchema can't run here (no MySQL 8 tablets): its SQL runs on MariaDB instead,
-    twice, as a retried Job would apply it."""
+    """The schema's SQL on MariaDB too, twice, as a retried Job would apply it (on real
+    tablets it runs in test_the_keyspace_job_sets_up_real_tablets_and_can_run_again)."""
     run(keyspace_job(vtctld, "sqlcheck"), vtctld, tmp_path)
     sql = (tmp_path / "work" / "schema.sql").read_text()
     mariadb.create_database("vitess_sql")

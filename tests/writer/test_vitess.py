@@ -1,9 +1,10 @@
 """The writer on Vitess: every statement it issues, planned by Vitess's own planner, with
 one shard per transaction; shard placement equal to Vitess's hash vindex; TLS URLs.
 
-There is no vtgate here (its tablets need MySQL 8): the statements are captured from a
-real MariaDB's general log while the writer stores, replays and rolls up, then handed
-to Vitess's planner with our VSchema (tools/vitess-check).
+The statements are captured from a real MariaDB's general log while the writer stores,
+replays and rolls up, then handed to Vitess's planner with our VSchema
+(tools/vitess-check), four shards; test_vtgate.py runs the writer through a real vtgate
+into real tablets, two shards, and reads vtgate's own routing counters.
 """
 
 from __future__ import annotations
