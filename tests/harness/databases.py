@@ -208,7 +208,30 @@ class PostgresServer(_Server):
         return self.url(name)
 
 
-class MariaDBServer(_Server):
+def mysql_cli(client: list[str], statement: str, database: str = "") -> str:
+    """One statement through a mysql/mariadb command-line client: its rows, tab-separated."""
+    argv = [*client, "-N", "-B", "-e", statement, *([database] if database else [])]
+    out = subprocess.run(argv, capture_output=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.decode())
+    return out.stdout.decode().strip()
+
+
+class MySQLFamily(_Server):
+    """What MariaDB and MySQL servers share: their URL and how a database is made."""
+
+    def url(self, database: str = "") -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "") -> str:
+        raise NotImplementedError
+
+    def create_database(self, name: str) -> str:
+        self.sql(f"CREATE DATABASE `{name}`")
+        return self.url(name)
+
+
+class MariaDBServer(MySQLFamily):
     account = "mysql"
 
     def __init__(self) -> None:
@@ -253,31 +276,10 @@ class MariaDBServer(_Server):
             f"--ssl-cert={self.tls_cert}", f"--ssl-key={self.dir / 'tls.key'}",
         ])  # fmt: skip
 
-    def url(self, database: str = "") -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/{database}"
-
     def sql(self, statement: str, database: str = "") -> str:
         client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
-        argv = [
-            client,
-            "--no-defaults",
-            "-uroot",
-            f"--socket={self.socket}",
-            "-N",
-            "-B",
-            "-e",
-            statement,
-        ]
-        if database:
-            argv.append(database)
-        out = subprocess.run(argv, capture_output=True, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.decode())
-        return out.stdout.decode().strip()
-
-    def create_database(self, name: str) -> str:
-        self.sql(f"CREATE DATABASE `{name}`")
-        return self.url(name)
+        return mysql_cli([client, "--no-defaults", "-uroot", f"--socket={self.socket}"],
+                         statement, database)  # fmt: skip
 
 
 @dataclass

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness.databases import ServerUnavailable, _Server
+from harness.databases import MySQLFamily, ServerUnavailable, mysql_cli
 from harness.go_tools import ROOT
 
 
@@ -34,7 +34,7 @@ def mysql_root() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-class MySQLServer(_Server):
+class MySQLServer(MySQLFamily):
     name = "mysql9"
 
     def __init__(self, *, server_id: int = 1, buffer_pool: str = "64M") -> None:
@@ -50,7 +50,7 @@ class MySQLServer(_Server):
         self.start()
         try:  # root may log in over TCP from 127.0.0.1, as the writer and vttablet do
             self.sql("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; "
-                     "GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION", via_socket=True)  # fmt: skip
+                     "GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")  # fmt: skip
         except Exception:
             self.destroy()
             raise
@@ -73,28 +73,17 @@ class MySQLServer(_Server):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.sql("SELECT 1", via_socket=True)
+                self.sql("SELECT 1")
                 return
             except RuntimeError as exc:
                 if time.monotonic() > deadline:
                     raise ServerUnavailable(f"MySQL listens but never served: {exc}") from None
                 time.sleep(0.1)
 
-    def url(self, database: str = "") -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/{database}"
+    def client(self, port: int | None = None, user: str = "root") -> list[str]:
+        """The root's mysql client, to this server (its socket) or to ``port`` (vtgate)."""
+        where = ["-h127.0.0.1", f"-P{port}"] if port else [f"--socket={self.inner}/mysqld.sock"]
+        return ["chroot", str(self.root), "mysql", "--no-defaults", f"-u{user}", *where]
 
-    def sql(self, statement: str, database: str = "", *, via_socket: bool = False) -> str:
-        where = [f"--socket={self.inner}/mysqld.sock"] if via_socket else [
-            "-h127.0.0.1", f"-P{self.port}"]  # fmt: skip
-        argv = ["chroot", str(self.root), "mysql", "--no-defaults", "-uroot", *where, "-N", "-B",
-                "-e", statement]  # fmt: skip
-        if database:
-            argv.append(database)
-        out = subprocess.run(argv, capture_output=True, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.decode())
-        return out.stdout.decode().strip()
-
-    def create_database(self, name: str) -> str:
-        self.sql(f"CREATE DATABASE `{name}`")
-        return self.url(name)
+    def sql(self, statement: str, database: str = "") -> str:
+        return mysql_cli(self.client(), statement, database)

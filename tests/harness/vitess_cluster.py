@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from harness.databases import ServerUnavailable, free_port
+from harness.databases import ServerUnavailable, free_port, mysql_cli
 from harness.go_tools import etcd_argv, tools_bin
 from harness.job_pod import Step, run_job_pod
 from harness.mysql import MySQLServer
@@ -85,10 +85,8 @@ class VitessCluster(ProcessGroup):
         for tool in ("vtctld", "vtctldclient", "vttablet", "vtgate"):
             shutil.copy(src / tool, self.bin / tool)
         self.dir_for("logs")
-        for i, shard in enumerate(self.shards):
-            server = MySQLServer(server_id=101 + i)
-            self.mysql[shard] = server
-            server.sql(_USERS.format(password=APP_PASSWORD, keyspace=self.keyspace))
+        for shard in self.shards:
+            self._add_mysql(shard)
         etcd_port = free_port()
         self._run_named(
             "etcd", etcd_argv(src, self.dir / "etcd", etcd_port, free_port()), root=True
@@ -109,12 +107,17 @@ class VitessCluster(ProcessGroup):
         ])  # fmt: skip
         self._wait_port(self.vtctld_grpc, "vtctld")
         self.ctl("CreateKeyspace", "--force", self.keyspace)
-        for i, shard in enumerate(self.shards):
+        for shard in self.shards:
             self.tablet_ports[shard] = (free_port(), free_port())
-            self.start(f"vttablet{shard}", uid=101 + i)
+            self.start(f"vttablet{shard}")
         for shard in self.shards:
             self.make_primary(shard)
         self.start("vtgate")
+
+    def _add_mysql(self, shard: str) -> None:
+        server = MySQLServer(server_id=101 + len(self.mysql))
+        self.mysql[shard] = server
+        server.sql(_USERS.format(password=APP_PASSWORD, keyspace=self.keyspace))
 
     def dir_for(self, name: str) -> str:
         path = self.dir / name
@@ -157,13 +160,13 @@ class VitessCluster(ProcessGroup):
 
     # -- each part, by name: "mysql-80", "vttablet-80", "vtgate" ------------------------
 
-    def start(self, name: str, *, uid: int | None = None) -> None:
+    def start(self, name: str) -> None:
         if name.startswith("mysql"):
             self.mysql[name[len("mysql") :]].start()
             return
         if name.startswith("vttablet"):
             shard = name[len("vttablet") :]
-            argv = self._tablet_argv(shard, uid or 101 + self.shards.index(shard))
+            argv = self._tablet_argv(shard, 101 + self.shards.index(shard))
             self._run_named(name, argv)
             self._wait_port(self.tablet_ports[shard][1], name)
             return
@@ -250,20 +253,12 @@ class VitessCluster(ProcessGroup):
         return f"mysql://stratum@127.0.0.1:{self.vtgate_port}/{self.keyspace}"
 
     def gate_sql(self, statement: str) -> str:
-        return self._client(self.vtgate_port, statement, self.keyspace)
+        any_mysql = next(iter(self.mysql.values()))
+        return mysql_cli(any_mysql.client(self.vtgate_port, "stratum"), statement, self.keyspace)
 
     def shard_sql(self, shard: str, statement: str) -> str:
         """Straight to the shard's MySQL, past Vitess: where the rows really are."""
         return self.mysql[shard].sql(statement, f"vt_{self.keyspace}")
-
-    def _client(self, port: int, statement: str, database: str) -> str:
-        root = next(iter(self.mysql.values())).root
-        out = subprocess.run(["chroot", str(root), "mysql", "--no-defaults", "-ustratum",
-                              "-h127.0.0.1", f"-P{port}", "-N", "-B", "-e", statement, database],
-                             capture_output=True, check=False)  # fmt: skip
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.decode())
-        return out.stdout.decode().strip()
 
     def vars(self) -> dict[str, Any]:
         """vtgate's /debug/vars: its own counters (queries by plan, errors, health)."""
