@@ -126,6 +126,20 @@ def test_kubectl_scale_sets_the_proxy_replicas(installed_chart: ControlPlane, ns
             f"namespaces/{ns}/stratumpools/scalable/scale")["status"].get("selector") == selector,
             20)  # fmt: skip
     assert len(proxy_pods(cp, "scalable", ns)) == 3
+    # a pool that left replicas to its default (1 for sqlite) answers /scale too: the
+    # operator writes the default into the spec, where /scale reads it
+    cp.apply(pool("tiny", ns, **LOCAL))
+    cp.wait("/scale of a defaulted pool", lambda: _scale_replicas(cp, ns, "tiny") == 1, 20)
+
+
+def _scale_replicas(cp: ControlPlane, ns: str, name: str) -> int | None:
+    try:
+        found = cp.request(
+            "GET", f"/apis/stratum.io/v1alpha1/namespaces/{ns}/stratumpools/{name}/scale"
+        )
+    except OSError:  # 500 while spec.proxy.replicas is missing
+        return None
+    return int(found["spec"]["replicas"])
 
 
 def test_a_deleted_service_returns_at_once_and_an_idle_status_is_not_rewritten(

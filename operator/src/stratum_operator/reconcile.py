@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from stratum_operator import job_gate, spool_claims
 from stratum_operator.builders import Children, desired_objects, naming
+from stratum_operator.defaulting import fill_replicas
 from stratum_operator.k8s import applying, fetching, patching
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec, parse_spec
@@ -52,6 +53,7 @@ async def reconcile(pool: dict[str, Any], memo: dict[str, Any], *, full: bool) -
         out.condition(ConditionType.DEGRADED, True, Reason.INVALID_SPEC, why)
         out.condition(ConditionType.READY, False, Reason.INVALID_SPEC, why)
         return out
+    await fill_replicas(pool, spec)
     if full or not await _light_tick(pool, spec, memo, out):
         await _converge(pool, spec, memo, out)
         memo["converged"] = (pool["metadata"].get("generation"), time.monotonic())
