@@ -119,6 +119,20 @@ class _Server:
     def _wait_ready(self, timeout: float) -> None:
         """Past the open port: a server recovering from a crash listens before it serves."""
 
+    def _until_serving(self, probe: Callable[[], object], timeout: float) -> None:
+        """Run ``probe`` (a trivial query) until it stops raising RuntimeError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                probe()
+                return
+            except RuntimeError as exc:
+                if time.monotonic() > deadline:
+                    raise ServerUnavailable(
+                        f"{type(self).__name__} listens but never served: {exc}"
+                    ) from None
+                time.sleep(0.05)
+
     def start(self) -> None:
         raise NotImplementedError
 
@@ -180,15 +194,7 @@ class PostgresServer(_Server):
         ])  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.psql("SELECT 1")
-                return
-            except RuntimeError as exc:
-                if time.monotonic() > deadline:
-                    raise ServerUnavailable(f"PostgreSQL listens but never served: {exc}") from None
-                time.sleep(0.05)
+        self._until_serving(lambda: self.psql("SELECT 1"), timeout)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

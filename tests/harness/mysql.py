@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import time
 from pathlib import Path
 
 from harness.databases import MySQLFamily, ServerUnavailable, mysql_cli
@@ -70,15 +69,7 @@ class MySQLServer(MySQLFamily):
         ])  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sql("SELECT 1")
-                return
-            except RuntimeError as exc:
-                if time.monotonic() > deadline:
-                    raise ServerUnavailable(f"MySQL listens but never served: {exc}") from None
-                time.sleep(0.1)
+        self._until_serving(lambda: self.sql("SELECT 1"), timeout)
 
     def client(self, port: int | None = None, user: str = "root") -> list[str]:
         """The root's mysql client, to this server (its socket) or to ``port`` (vtgate)."""
