@@ -9,12 +9,9 @@ it is missing (so ``kubectl scale`` and an HPA could not work).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from stratum_operator.builders import naming
 from stratum_operator.k8s import patching
-from stratum_operator.k8s.errors import Conflict, Unprocessable
 from stratum_operator.spec import StratumPoolSpec
 
 
@@ -22,12 +19,7 @@ async def fill_replicas(pool: dict[str, Any], spec: StratumPoolSpec) -> None:
     proxy = (pool.get("spec") or {}).get("proxy") or {}
     if "replicas" in proxy:
         return
-    name, namespace = naming.name_of(pool)
-    guard = {"op": "test", "path": "/metadata/resourceVersion",
-             "value": pool["metadata"]["resourceVersion"]}  # fmt: skip
     path = "/spec/proxy/replicas" if "proxy" in pool["spec"] else "/spec/proxy"
     value: Any = spec.proxy.replicas if path.endswith("replicas") else {
         "replicas": spec.proxy.replicas}  # fmt: skip
-    with contextlib.suppress(Conflict, Unprocessable):  # moved on: the next pass sees it
-        await patching.json_patch(pool["apiVersion"], pool["kind"], namespace, name,
-                                  [guard, {"op": "add", "path": path, "value": value}])  # fmt: skip
+    await patching.patch_unless_moved(pool, [{"op": "add", "path": path, "value": value}])

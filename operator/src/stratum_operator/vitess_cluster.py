@@ -19,7 +19,7 @@ from typing import Any
 
 from stratum_operator.builders.vitess import declared_keyspace, keyspace_entry, keyspace_readiness
 from stratum_operator.k8s import fetching, patching
-from stratum_operator.k8s.errors import Conflict, NotFound, Unprocessable
+from stratum_operator.k8s.errors import NotFound
 from stratum_operator.outcome import Outcome
 from stratum_operator.spec import StratumPoolSpec
 from stratum_operator.vocabulary import ConditionType, Reason
@@ -98,7 +98,7 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Outcome) ->
                 blocked=True,
             )
             return None
-        await _declare(namespace, cluster, entry, out)
+        await _declare(cluster, entry, out)
         return None
     ready, message = keyspace_readiness(cluster, keyspace)
     if not ready:
@@ -107,27 +107,15 @@ async def place_keyspace(namespace: str, spec: StratumPoolSpec, out: Outcome) ->
     return Placement(name)
 
 
-async def _declare(
-    namespace: str, cluster: dict[str, Any], entry: dict[str, Any], out: Outcome
-) -> None:
+async def _declare(cluster: dict[str, Any], entry: dict[str, Any], out: Outcome) -> None:
     name = cluster["metadata"]["name"]
     has_list = "keyspaces" in cluster.get("spec", {})
-    operations = [
-        # a concurrent edit of the VitessCluster makes the patch fail; the next pass retries
-        {
-            "op": "test",
-            "path": "/metadata/resourceVersion",
-            "value": cluster["metadata"]["resourceVersion"],
-        },
-        {
-            "op": "add",
-            "path": "/spec/keyspaces/-" if has_list else "/spec/keyspaces",
-            "value": entry if has_list else [entry],
-        },
-    ]
-    try:
-        await patching.json_patch(API_VERSION, KIND, namespace, name, operations)
-    except (Conflict, Unprocessable):  # its resourceVersion moved under our test
+    declare = {
+        "op": "add",
+        "path": "/spec/keyspaces/-" if has_list else "/spec/keyspaces",
+        "value": entry if has_list else [entry],
+    }
+    if not await patching.patch_unless_moved(cluster, [declare]):  # edited meanwhile
         _hold(
             out,
             Reason.WAITING_FOR_VITESS_CLUSTER,

@@ -6,7 +6,6 @@ zero before its pool goes."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from stratum_operator.k8s import resources
@@ -30,8 +29,7 @@ async def annotate(
 async def json_patch(
     api_version: str, kind: str, namespace: str, name: str, operations: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """An RFC 6902 patch: for lists other controllers own (a VitessCluster's keyspaces),
-    guarded by a ``test`` of resourceVersion so a concurrent edit is never overwritten."""
+    """An RFC 6902 patch, as given (``patch_unless_moved`` adds the guard)."""
     result: dict[str, Any] = await current().request(
         "PATCH",
         resources.path(api_version, kind, namespace, name),
@@ -41,15 +39,28 @@ async def json_patch(
     return result
 
 
+async def patch_unless_moved(obj: dict[str, Any], operations: list[dict[str, Any]]) -> bool:
+    """A JSON patch that applies only to ``obj`` as we read it: guarded by a ``test`` of
+    its resourceVersion, for fields shared with others (finalizers, a VitessCluster's
+    keyspaces) or set by a person. False when the object moved on meanwhile (a conflict,
+    or 422 on the test): nothing was written, and the next pass sees it as it is now."""
+    meta = obj["metadata"]
+    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+    try:
+        await json_patch(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"],
+                         [guard, *operations])  # fmt: skip
+    except (Conflict, Unprocessable):
+        return False
+    return True
+
+
 async def set_finalizer(obj: dict[str, Any], finalizer: str, *, present: bool) -> None:
     """Add or remove one finalizer, guarded by resourceVersion: the list is shared with
-    whoever else finalizes the object, so it is never replaced whole. A conflict (422 on
-    the test) is left to the next pass."""
+    whoever else finalizes the object, so it is never replaced whole."""
     meta = obj["metadata"]
     finalizers = list(meta.get("finalizers") or [])
     if (finalizer in finalizers) == present:
         return
-    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
     op: dict[str, Any]
     if present:
         op = {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}
@@ -57,10 +68,7 @@ async def set_finalizer(obj: dict[str, Any], finalizer: str, *, present: bool) -
             op = {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}
     else:
         op = {"op": "remove", "path": f"/metadata/finalizers/{finalizers.index(finalizer)}"}
-    # a conflict: the object moved on under us, and the next pass sees it as it is now
-    with contextlib.suppress(Conflict, Unprocessable):
-        await json_patch(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"],
-                         [guard, op])  # fmt: skip
+    await patch_unless_moved(obj, [op])
 
 
 async def patch_status(
