@@ -126,7 +126,7 @@ def test_a_hand_scale_is_put_right_at_once_and_said_so(
     cp.wait("back to 2 replicas", lambda: (cp.get("statefulset", "handscale-proxy", ns) or {})
             .get("spec", {}).get("replicas") == 2, 20)  # fmt: skip
     restored = [e for e in events(cp, ns) if e["reason"] == "Restored"]
-    assert restored and "set by hand" in restored[0]["message"], restored
+    assert restored and "set by hand (kubectl" in restored[0]["message"], restored
     for c in status(cp, "handscale", ns)["conditions"]:  # reasons agree with statuses
         assert not (c["type"] == "Ready" and c["status"] == "False"
                     and c["reason"] == "AllReplicasReady"), c  # fmt: skip

@@ -15,7 +15,7 @@ from stratum_operator.outcome import Outcome
 from stratum_operator.reporting import report
 from stratum_operator.spec import parse_spec
 from stratum_operator.vocabulary import ConditionType, Phase, Reason
-from stratum_operator.workload import report_rollout
+from stratum_operator.workload import hand_scaled, report_rollout
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operator.md"
 SPEC = parse_spec({"upstreams": ["stratum+tcp://p:1"],
@@ -127,6 +127,19 @@ def test_a_rollout_without_progress_past_its_deadline_is_stuck() -> None:
 
 def reading(pod: str, total: float | None) -> PodReading:
     return PodReading(pod, None if total is None else 1, total, 0, 1, 1)
+
+
+def test_a_replica_count_is_hand_set_when_someone_else_owns_the_field() -> None:
+    def sts(manager: str, replicas: int) -> dict[str, Any]:
+        fields: dict[str, Any] = {"f:spec": {"f:replicas": {}}}
+        return {"metadata": {"managedFields": [
+            {"manager": "stratum-operator", "operation": "Apply", "fieldsV1": {"f:spec": {}}},
+            {"manager": manager, "operation": "Update", "subresource": "scale",
+             "fieldsV1": fields}]}, "spec": {"replicas": replicas}}  # fmt: skip
+
+    assert hand_scaled(sts("kubectl", 5)) == (5, "kubectl")
+    assert hand_scaled(sts("stratum-operator", 2)) is None  # our own apply
+    assert hand_scaled({"metadata": {}, "spec": {"replicas": 2}}) is None
 
 
 def test_shares_per_second_is_per_pod_across_resets_and_pods_coming_and_going() -> None:

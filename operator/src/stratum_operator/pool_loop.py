@@ -32,6 +32,7 @@ from stratum_operator.k8s.errors import NotFound
 from stratum_operator.outcome import Event, Outcome
 from stratum_operator.reconcile import reconcile
 from stratum_operator.vocabulary import Reason
+from stratum_operator.workload import hand_scaled
 
 TICK_S = 10.0
 DELETION_RETRY_S = 5.0
@@ -79,6 +80,9 @@ class PoolLoop:
                 self.memo.pop("statefulset", None)
             elif known is None or _version(child) >= _version(known):
                 self.memo["statefulset"] = child
+                # a hand scale our next apply may undo before any pass reads it
+                if (hand := hand_scaled(child)) is not None:
+                    self.memo["hand_scaled"] = hand
         elif event_type == "DELETED" and kind in _RESTORED_KINDS:
             self.memo.setdefault("deleted_children", []).append(
                 f"{kind} {child['metadata']['name']}"

@@ -28,12 +28,16 @@ async def roll_out(
     """Apply the StatefulSet (then its Services and PDB); the StatefulSet as it is now.
 
     What was there before tells what happened: nothing, on a pool that had rolled out,
-    is a StatefulSet deleted by hand; another replica count than the spec's, a hand
-    ``kubectl scale``; another configuration hash, a rollout."""
+    is a StatefulSet deleted by hand; a replica count someone else set (the watch saw it,
+    ``memo["hand_scaled"]``, even if it was gone by the time we read), a hand ``kubectl
+    scale``; another configuration hash, a rollout."""
     sts = children.workload[0]
     meta = sts["metadata"]
     status = pool.get("status") or {}
     before = await fetching.get("apps/v1", "StatefulSet", meta["namespace"], meta["name"])
+    hand = memo.pop("hand_scaled", None)
+    if hand is None and before is not None:
+        hand = hand_scaled(before)
     wanted = sts["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION]
     if before is None and status.get("replicas") is not None:
         out.event(Reason.RESTORED, f"StatefulSet {meta['name']} was missing; re-created it")
@@ -45,14 +49,26 @@ async def roll_out(
         replicas = before["spec"].get("replicas")
         if had.get(naming.CONFIG_HASH_ANNOTATION) != wanted:
             out.event(Reason.ROLLING_OUT, f"configuration changed ({wanted}): rolling the proxies")
-        elif replicas != spec.proxy.replicas and status.get("replicas") == spec.proxy.replicas:
-            out.event(Reason.RESTORED, f"StatefulSet {meta['name']} had {replicas} replicas, set "
-                      f"by hand; back to spec.proxy.replicas ({spec.proxy.replicas})")  # fmt: skip
+        elif hand is not None and hand[0] != spec.proxy.replicas:
+            out.event(Reason.RESTORED, f"StatefulSet {meta['name']} had {hand[0]} replicas, set "
+                      f"by hand ({hand[1]}); back to spec.proxy.replicas "
+                      f"({spec.proxy.replicas})")  # fmt: skip
         elif replicas != spec.proxy.replicas:
             out.event(Reason.SCALED, f"proxies {replicas} -> {spec.proxy.replicas}")
     applied = [await applying.apply(obj) for obj in children.workload]
     report_rollout(applied[0], spec, status, memo, out)
     return applied[0]
+
+
+def hand_scaled(sts: dict[str, Any]) -> tuple[int, str] | None:
+    """(replicas, by whom) when the StatefulSet's replica count was last set by someone
+    else than us (``kubectl scale``, an edit), read from its managedFields: our apply
+    takes the field back, so this is true only until we have put it right."""
+    for entry in sts["metadata"].get("managedFields") or []:
+        owns = entry.get("fieldsV1", {}).get("f:spec", {})
+        if "f:replicas" in owns and entry.get("manager") != applying.FIELD_MANAGER:
+            return int(sts["spec"].get("replicas", 1)), str(entry.get("manager", "unknown"))
+    return None
 
 
 def report_rollout(
