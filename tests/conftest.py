@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -18,8 +17,7 @@ from harness.operator import OperatorProcess
 from harness.service import kill_all_services
 from harness.sim import SimLoop
 from harness.vitess import Vtctld
-from harness.vitess_cluster import VitessCluster, run_keyspace_job
-from harness.writer import WriterProcess
+from harness.vitess_cluster import VitessCluster, set_up_keyspace
 
 _names = itertools.count()
 
@@ -130,12 +128,7 @@ def vitess_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VitessClust
     keyspace Job and migrated by the writer through vtgate, as in production."""
     cluster = VitessCluster()
     try:
-        cluster.keyspace_steps = run_keyspace_job(cluster, tmp_path_factory.mktemp("keyspace"))
-        settings = tmp_path_factory.mktemp("vitess-writer") / "writer.json"
-        settings.write_text(json.dumps({"vitess_shards": list(cluster.shards)}))
-        spool = settings.parent / "spool"
-        out = WriterProcess(spool, cluster.url(), config=settings).run_command("migrate")
-        assert out.returncode == 0, f"migrate through vtgate: {out.stderr[-2000:]}"
+        set_up_keyspace(cluster, tmp_path_factory.mktemp("keyspace"))
         yield cluster
     finally:
         cluster.stop()

@@ -34,6 +34,7 @@ from harness.go_tools import etcd_argv, tools_bin
 from harness.job_pod import Step, run_job_pod
 from harness.mysql import MySQLServer
 from harness.process_group import ProcessGroup
+from harness.writer import WriterProcess
 from stratum_operator.builders import desired_objects
 from stratum_operator.spec import default_image, parse_spec
 
@@ -114,6 +115,22 @@ class VitessCluster(ProcessGroup):
             self.make_primary(shard)
         self.start("vtgate")
 
+    def add_shards(self, *shards: str) -> None:
+        """New shards' PRIMARY tablets, each on its own MySQL: the targets of a Reshard
+        (step 1 of vitess/README.md's resharding). vtgate sees them through the topology."""
+        for shard in shards:
+            self._add_mysql(shard)
+            self.shards = (*self.shards, shard)
+            self.tablet_ports[shard] = (free_port(), free_port())
+            self.start(f"vttablet{shard}")
+        for shard in shards:
+            self.make_primary(shard)
+        # a new primary's VReplication engine opens a moment after it is made primary,
+        # and a Reshard created before then fails half-way ("vreplication engine is
+        # closed"): wait until every primary of the keyspace answers for its workflows
+        self._until("the new primaries' VReplication engines", lambda: self.ctl(
+            "GetWorkflows", self.keyspace, check=False).returncode == 0, 60)  # fmt: skip
+
     def _add_mysql(self, shard: str) -> None:
         server = MySQLServer(server_id=101 + len(self.mysql))
         self.mysql[shard] = server
@@ -151,6 +168,7 @@ class VitessCluster(ProcessGroup):
         return [
             str(self.bin / "vtgate"), *self.topo, "--cell", CELL, "--cells-to-watch", CELL,
             "--tablet-types-to-wait", "PRIMARY", "--port", str(self.vtgate_http),
+            "--tablet-refresh-interval", "5s",  # finds a Reshard's new tablets (1m default)
             "--grpc-port", str(free_port()), "--bind-address", "127.0.0.1",
             "--grpc-bind-address", "127.0.0.1", "--mysql-server-port", str(self.vtgate_port),
             "--mysql-server-bind-address", "127.0.0.1", "--mysql-auth-server-impl", "none",
@@ -173,7 +191,7 @@ class VitessCluster(ProcessGroup):
         assert name == "vtgate", name
         self._run_named("vtgate", self._vtgate_argv())
         self._wait_port(self.vtgate_port, "vtgate")
-        self._until("vtgate serving both shards' primaries", self._gate_serves, 60)
+        self._until("vtgate serving every shard's primary", self.gate_serves, 60)
 
     def kill(self, name: str) -> None:
         """SIGKILL, as when its container or node dies."""
@@ -229,7 +247,7 @@ class VitessCluster(ProcessGroup):
                                         f"{json.dumps(self.logs())[-3000:]}")  # fmt: skip
             time.sleep(0.3)
 
-    def _gate_serves(self) -> bool:
+    def gate_serves(self) -> bool:
         """vtgate sees a serving PRIMARY for every shard (its own SHOW VITESS_TABLETS)."""
         try:
             rows = [line.split("\t") for line in self.gate_sql("SHOW VITESS_TABLETS").splitlines()]
@@ -288,3 +306,13 @@ def run_keyspace_job(cluster: VitessCluster, volumes: Path) -> dict[str, Step]:
     assert writer, "stratum-writer is not installed in the venv"
     steps = run_job_pod(job, {default_image("writer"): [writer]}, volumes, path=[cluster.bin])
     return {s.name: s for s in steps}
+
+
+def set_up_keyspace(cluster: VitessCluster, work: Path) -> None:
+    """As in production: the keyspace Job's steps, then the writer's ``migrate`` through
+    vtgate."""
+    cluster.keyspace_steps = run_keyspace_job(cluster, work / "job")
+    settings = work / "writer.json"
+    settings.write_text(json.dumps({"vitess_shards": list(cluster.shards)}))
+    out = WriterProcess(work / "spool", cluster.url(), config=settings).run_command("migrate")
+    assert out.returncode == 0, f"migrate through vtgate: {out.stderr[-2000:]}"

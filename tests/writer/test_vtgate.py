@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from harness.vitess_cluster import VitessCluster
+from harness.vitess_cluster import VitessCluster, set_up_keyspace
 from harness.writer import QUEUE, WriterProcess, fill
+from sharelog.event import ShareEvent
+from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
 from stratum_writer.backends import open_backend
 from stratum_writer.backends.vitess_shards import ShardMap
@@ -27,18 +31,22 @@ from stratum_writer.backends.vitess_shards import ShardMap
 SHARDS = ("-80", "80-")
 
 
-def writer_for(cluster: VitessCluster, spool: Path, *args: str) -> WriterProcess:
+def writer_for(
+    cluster: VitessCluster, spool: Path, *args: str, shards: tuple[str, ...] = SHARDS
+) -> WriterProcess:
     settings = spool.parent / "writer.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps({"vitess_shards": list(SHARDS)}))
+    settings.write_text(json.dumps({"vitess_shards": list(shards)}))
     return WriterProcess(spool, cluster.url(), *args, config=settings)
 
 
-def on_each_shard(cluster: VitessCluster) -> dict[str, dict[str, int]]:
+def on_each_shard(
+    cluster: VitessCluster, shards: tuple[str, ...] = SHARDS
+) -> dict[str, dict[str, int]]:
     """Per shard, straight from its MySQL: rows, distinct ids, rollup total, misplaced."""
-    shard_map = ShardMap(list(SHARDS))
+    shard_map = ShardMap(list(shards))
     found = {}
-    for shard in SHARDS:
+    for shard in shards:
         keys = cluster.shard_sql(shard, "SELECT shard_key FROM share_events").split()
         rolled = cluster.shard_sql(shard, "SELECT coalesce(sum(accepted + rejected + stale), 0) "
                                           "FROM worker_stats_minute")  # fmt: skip
@@ -206,3 +214,98 @@ def test_a_poison_share_is_dead_lettered_with_vtgates_reason_and_replayed(
     replayed = writer.run_command("replay", str(dead))
     assert replayed.returncode == 0 and "1 inserted" in replayed.stdout, replayed.stdout
     assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == 2000
+
+
+def runbook_commands() -> list[list[str]]:
+    """vitess/README.md's resharding block, each ``vtctldclient`` line's arguments."""
+    text = (Path(__file__).parents[2] / "vitess" / "README.md").read_text()
+    block = text.split("## Resharding", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    prefix = ["vtctldclient", "--server", "$VTCTLD"]
+    lines = [shlex.split(line) for line in block.splitlines() if line.strip().startswith("vtc")]
+    assert lines and all(argv[:3] == prefix for argv in lines), lines
+    return [argv[3:] for argv in lines]
+
+
+def _copied(out: str) -> bool:
+    streams = [line for line in out.splitlines() if line.startswith("id=")]
+    return bool(streams) and all("Status: Running. VStream Lag: 0s" in s for s in streams)
+
+
+def _compared(out: str) -> bool:
+    report: dict[str, Any] = json.loads(out or "{}")
+    assert not report.get("HasMismatch"), report
+    return bool(report.get("State") == "completed")
+
+
+# the runbook's "until" lines: polled until what they print says the step is done
+_UNTIL = {"status": _copied, "show": _compared}
+
+
+def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
+    tmp_path: Path,
+) -> None:
+    """vitess/README.md's Reshard block, run as written on a cluster of its own while a
+    writer stores shares through vtgate: a spool fed throughout, the writer grouping by
+    the old shards through the switch, then restarted with the new list (step 3)."""
+    cluster = VitessCluster()
+    try:
+        set_up_keyspace(cluster, tmp_path / "keyspace")
+        events = list(synthetic_events(24_000, seed=11))
+        producer = SpoolProducer(tmp_path / "w" / "spool")
+        fed = threading.Event()
+
+        def feed(batch: list[ShareEvent]) -> None:
+            for i, e in enumerate(batch):
+                producer.append(e)
+                if i % 200 == 199:
+                    producer.flush_sync()
+                    time.sleep(0.4)  # ~500 shares/s, for as long as the runbook takes
+            producer.flush_sync()
+            fed.set()
+
+        feeder = threading.Thread(target=feed, args=(events[:20_000],), daemon=True)
+        writer = writer_for(cluster, tmp_path / "w" / "spool", "--batch-size", "500").start()
+        feeder.start()
+        cluster.add_shards("-40", "40-80")  # step 1: the new shards' primaries
+        schema = Path(__file__).parents[2] / "vitess" / "schema.sql"
+        for step in runbook_commands():
+            argv = [str(schema) if a == "schema.sql" else a for a in step]
+            if "SwitchTraffic" in argv:  # the runbook's prose: vtgate sees the new primaries
+                assert not fed.is_set(), "the writer must be storing through the switch"
+                deadline = time.monotonic() + 60
+                while not cluster.gate_serves():
+                    assert time.monotonic() < deadline, "vtgate never saw the new primaries"
+                    time.sleep(1)
+            done = _UNTIL.get(argv[5] if argv[0] in ("Reshard", "VDiff") else "")
+            deadline = time.monotonic() + 120
+            while True:
+                out = cluster.ctl(*argv, check=done is None and argv[0] != "GetWorkflows")
+                if (done is None and out.returncode == 0) or (done and done(out.stdout)):
+                    break
+                assert time.monotonic() < deadline, (argv, out.stdout, out.stderr[-2000:])
+                time.sleep(1)
+        feeder.join(120)
+        assert fed.is_set()
+        writer.wait_for(QUEUE, lambda v: v == 0, 120)
+        assert writer.terminate() == 0
+        # step 3: the writers' new configuration; the last shares go by the new shards
+        new = ("-40", "40-80", "80-")
+        for e in events[20_000:]:
+            producer.append(e)
+        producer.close_sync()
+        before = cluster.vars()
+        writer = writer_for(cluster, tmp_path / "w" / "spool", shards=new).start()
+        writer.wait_for(QUEUE, lambda v: v == 0, 120)
+        assert multi_shard(before, cluster.vars()) == {}
+        assert writer.metrics().get("stratum_writer_dead_letters_total", 0) == 0
+        assert writer.terminate() == 0
+        found = on_each_shard(cluster, new)
+        shard_map = ShardMap(list(new))
+        wanted = Counter(shard_map.shard_of(int(e.as_row()[5])) for e in events)
+        for shard in new:
+            assert found[shard] == {"rows": wanted[shard], "distinct": wanted[shard],
+                                    "rolled": wanted[shard], "misplaced": 0}, (shard, found)  # fmt: skip
+        assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == len(events)
+        assert not (tmp_path / "w" / "spool" / "dead-letters.jsonl").exists()
+    finally:
+        cluster.stop()
