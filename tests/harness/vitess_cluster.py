@@ -61,9 +61,11 @@ def _as_nobody() -> None:
 
 class VitessCluster(ProcessGroup):
     def __init__(self, keyspace: str = "shares", shards: tuple[str, ...] = ("-80", "80-"),
-                 *, transaction_mode: str = "MULTI") -> None:  # fmt: skip
+                 *, transaction_mode: str = "MULTI",
+                 vtgate_flags: tuple[str, ...] = ()) -> None:  # fmt: skip
         super().__init__("stratum-vtcluster-")
         self.keyspace, self.shards, self.transaction_mode = keyspace, shards, transaction_mode
+        self.vtgate_flags = vtgate_flags
         self.mysql: dict[str, MySQLServer] = {}
         self.named: dict[str, subprocess.Popen[bytes]] = {}
         self.argv: dict[str, list[str]] = {}
@@ -173,7 +175,7 @@ class VitessCluster(ProcessGroup):
             "--grpc-bind-address", "127.0.0.1", "--mysql-server-port", str(self.vtgate_port),
             "--mysql-server-bind-address", "127.0.0.1", "--mysql-auth-server-impl", "none",
             "--service-map", "grpc-vtgateservice", "--transaction-mode", self.transaction_mode,
-            "--log_dir", self.dir_for("vtgate"),
+            "--log_dir", self.dir_for("vtgate"), *self.vtgate_flags,
         ]  # fmt: skip
 
     # -- each part, by name: "mysql-80", "vttablet-80", "vtgate" ------------------------
