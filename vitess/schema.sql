@@ -43,3 +43,15 @@ CREATE TABLE IF NOT EXISTS worker_stats_minute (
     PRIMARY KEY (pool, user_identity, worker, minute),
     KEY worker_stats_minute_time (minute)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- 0002_workers.sql
+CREATE TABLE IF NOT EXISTS workers (
+    pool          VARCHAR(63)  NOT NULL,
+    user_identity VARCHAR(128) NOT NULL,
+    worker        VARCHAR(128) NOT NULL,
+    shard_key     BIGINT       NOT NULL,
+    first_seen    DATETIME(6)  NOT NULL,
+    last_seen     DATETIME(6)  NOT NULL,
+    PRIMARY KEY (pool, user_identity, worker),
+    KEY workers_last_seen (pool, last_seen)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

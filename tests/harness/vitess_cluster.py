@@ -37,6 +37,7 @@ from harness.process_group import ProcessGroup
 from harness.writer import WriterProcess
 from stratum_operator.builders import desired_objects
 from stratum_operator.spec import default_image, parse_spec
+from stratum_writer.aggregates import AGGREGATES
 
 CELL = "zone1"
 APP_PASSWORD = "vt-app-password"  # vttablet refuses an empty one
@@ -214,8 +215,9 @@ class VitessCluster(ProcessGroup):
 
     def clear(self) -> None:
         """Empty the share tables on every shard (a test's fresh start)."""
+        tables = ("share_events", *(aggregate.table for aggregate in AGGREGATES))
         for shard in self.shards:
-            self.shard_sql(shard, "TRUNCATE share_events; TRUNCATE worker_stats_minute")
+            self.shard_sql(shard, "; ".join(f"TRUNCATE {t}" for t in tables))
 
     def make_primary(self, shard: str) -> None:
         self._until(f"{shard} primary", lambda: self.ctl(

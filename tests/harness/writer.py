@@ -38,6 +38,22 @@ def migrate(writer: WriterProcess) -> None:
     assert out.returncode == 0, out.stderr
 
 
+# the worker registry against share_events, in SQL every dialect runs: registry rows,
+# rows whose first and last seen equal the shares' own, distinct workers in the shares
+REGISTRY_CHECK = """SELECT (SELECT count(*) FROM workers),
+ (SELECT count(*) FROM workers w JOIN (SELECT pool, user_identity, worker,
+   min(submitted_at) AS f, max(submitted_at) AS l FROM share_events
+   GROUP BY pool, user_identity, worker) e ON w.pool = e.pool
+   AND w.user_identity = e.user_identity AND w.worker = e.worker
+   AND w.first_seen = e.f AND w.last_seen = e.l),
+ (SELECT count(*) FROM (SELECT DISTINCT pool, user_identity, worker FROM share_events) d)"""
+
+
+def registry(output: str) -> tuple[int, ...]:
+    """REGISTRY_CHECK's one row, as any client printed it."""
+    return tuple(int(v) for v in output.replace("|", "\t").split())
+
+
 def assert_exactly(db: Database, expected: int) -> None:
     rows = db.scalar("SELECT count(*) FROM share_events")
     distinct = db.scalar("SELECT count(DISTINCT share_id) FROM share_events")
@@ -45,6 +61,8 @@ def assert_exactly(db: Database, expected: int) -> None:
         "SELECT coalesce(sum(accepted + rejected + stale), 0) FROM worker_stats_minute"
     )
     assert (rows, distinct, rolled) == (expected, expected, expected)
+    workers, exact, seen = registry(db.query(REGISTRY_CHECK))
+    assert workers == exact == seen, f"registry {workers}, exact {exact}, workers {seen}"
 
 
 class WriterProcess(ServiceProcess):

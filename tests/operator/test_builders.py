@@ -149,8 +149,9 @@ def test_the_drain_jobs_exit_codes_are_the_writers() -> None:
     """The operator can't import the writer (another image), so the codes are restated
     here and pinned together."""
     from stratum_operator.builders import drain
-    from stratum_writer import cli
+    from stratum_operator.builders.writer_exit import WriterExit
+    from stratum_writer.cli import ExitCode
 
-    assert drain.EXIT_DEAD_LETTERS_LEFT == cli.EXIT_DEAD_LETTERS_LEFT
+    assert {c.name: c.value for c in WriterExit} == {c.name: c.value for c in ExitCode}
     job = drain.build_drain_job("p", "ns", spec(), ordinal=0, claim="c", claim_uid="u" * 8)
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][2] == "drain"

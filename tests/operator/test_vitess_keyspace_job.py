@@ -22,6 +22,7 @@ from harness.vitess import Vtctld, vitess_check
 from harness.vitess_cluster import VitessCluster, run_keyspace_job
 from stratum_operator.builders import desired_objects
 from stratum_operator.spec import VTCTLDCLIENT_IMAGE, default_image, parse_spec
+from stratum_writer.aggregates import AGGREGATES
 from stratum_writer.vitess_keyspace import vschema_differences
 
 NO_TABLETS = "does not contain any primary tablets"  # ApplySchema on vtctld alone
@@ -78,7 +79,7 @@ def test_the_keyspace_job_creates_the_keyspace_and_applies_our_vschema(
     # pinned table), with its constant key
     assert {t: v["column_vindexes"][0]["column"] for t, v in got["tables"].items()} == {
         "share_events": "shard_key", "worker_stats_minute": "shard_key",
-        "schema_migrations": "shard_key"}  # fmt: skip
+        "workers": "shard_key", "schema_migrations": "shard_key"}  # fmt: skip
     assert got["vindexes"]["hash"]["type"] == "hash"
 
     again = run(job, vtctld, tmp_path / "second")  # a re-run (a retried pod) is a no-op
@@ -131,7 +132,8 @@ def test_the_exported_schema_is_what_mariadb_runs_and_reruns(
     for _ in range(2):
         mariadb.sql(sql, "vitess_sql")
     tables = mariadb.sql("SHOW TABLES", "vitess_sql").split()
-    assert sorted(tables) == ["schema_migrations", "share_events", "worker_stats_minute"]
+    ours = ["schema_migrations", "share_events", *(a.table for a in AGGREGATES)]
+    assert sorted(tables) == sorted(ours)
 
 
 def test_vitess_accepts_our_schema_and_vschema(tmp_path: Path) -> None:

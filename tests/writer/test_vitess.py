@@ -25,6 +25,7 @@ from harness.vitess import vitess_check
 from sharelog.event import make_shard_key
 from sharelog.synthetic import synthetic_events
 from stratum_writer.backends import open_backend, vitess_shards
+from stratum_writer.backends.base import latest_migration
 from stratum_writer.backends.vitess_shards import ShardMap, keyspace_id
 
 SHARDS = ["-40", "40-80", "80-c0", "c0-"]
@@ -104,11 +105,13 @@ def test_every_statement_the_writer_issues_is_single_shard_on_vitess(
             await backend.close()
 
     first, replay, version = asyncio.run(write())
-    assert (first.inserted, replay.inserted, replay.duplicates, version) == (2000, 1000, 1000, 1)
+    expected = (2000, 1000, 1000, latest_migration("mysql"))
+    assert (first.inserted, replay.inserted, replay.duplicates, version) == expected
     transactions = _transactions(log, "vitess_writer")
     statements = [s for t in transactions for s in t]
     assert any(s.startswith("SELECT share_id FROM share_events") for s in statements)
     assert any(s.startswith("INSERT INTO worker_stats_minute") for s in statements)
+    assert any(s.startswith("INSERT INTO workers") for s in statements)
     plans = {p["statement"]: p for p in vitess_check("plan", VSCHEMA, stdin=statements)}
     refused = {s[:120]: p["error"] for s, p in plans.items() if "error" in p}
     assert not refused, refused

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from harness.vitess_cluster import VitessCluster, set_up_keyspace
-from harness.writer import QUEUE, WriterProcess, fill
+from harness.writer import QUEUE, REGISTRY_CHECK, WriterProcess, fill, registry
 from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
@@ -51,6 +51,8 @@ def on_each_shard(
         rolled = cluster.shard_sql(shard, "SELECT coalesce(sum(accepted + rejected + stale), 0) "
                                           "FROM worker_stats_minute")  # fmt: skip
         distinct = cluster.shard_sql(shard, "SELECT count(DISTINCT share_id) FROM share_events")
+        workers, exact, seen = registry(cluster.shard_sql(shard, REGISTRY_CHECK))
+        assert workers == exact == seen, (shard, workers, exact, seen)  # a user's, on its shard
         found[shard] = {
             "rows": len(keys),
             "distinct": int(distinct),

@@ -20,7 +20,8 @@ from typing import Any
 
 from stratum_operator import job_status
 from stratum_operator.builders import naming
-from stratum_operator.builders.drain import EXIT_DEAD_LETTERS_LEFT, build_drain_job
+from stratum_operator.builders.drain import build_drain_job
+from stratum_operator.builders.writer_exit import WriterExit
 from stratum_operator.job_status import JobState
 from stratum_operator.k8s import applying, deleting, fetching
 from stratum_operator.observe import read_writer
@@ -165,7 +166,7 @@ async def _tend_one(
 
 def _failure(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     codes = [t.get("exitCode") for p in pods for _, t in job_status.terminations(p)]
-    dead = " (dead letters remain)" if EXIT_DEAD_LETTERS_LEFT in codes else ""
+    dead = " (dead letters remain)" if WriterExit.DEAD_LETTERS_LEFT in codes else ""
     said = job_status.last_words(pods)
     why = job_status.failure_condition(job)
     return f"the drain Job failed{dead}: {why}" + (f"; {said}" if said else "")

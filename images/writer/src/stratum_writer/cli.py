@@ -4,12 +4,8 @@
 exits; it is the operator's drain Job. export-vitess and verify-vschema are steps of the
 operator's Vitess keyspace Job.
 
-Exit codes: 0 done (``drain``: the spool is empty and holds no dead letters), 1 replay
-left shares that still fail (or the VSchema differs), 2 bad configuration or a database
-that cannot be reached at start (``drain`` waits for it instead), 3 the schema is not
-migrated, 4 ``drain``: the spool is empty but dead letters remain beside it (replay
-them before the volume goes), 75 ``drain``: stopped (SIGTERM) before the spool was empty.
-Every failure at start is one line on stderr naming the cause, never the password.
+Exit codes are ``ExitCode``. Every failure at start is one line on stderr naming the
+cause, never the password.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import enum
 import io
 import json
 import logging
@@ -33,6 +30,7 @@ from sharelog.spool import SpoolProducer, SpoolReader
 from sharelog.status_http import StatusServer
 from stratum_writer import __version__, vitess_keyspace
 from stratum_writer.backends import Backend, open_backend, redact
+from stratum_writer.backends.base import MigrationRefused, latest_migration
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
 from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
 from stratum_writer.delivery import Delivery, describe
@@ -42,15 +40,25 @@ from stratum_writer.metrics import WriterMetrics
 log = logging.getLogger("stratum_writer")
 
 
-EXIT_DEAD_LETTERS_LEFT = 4
-EXIT_STOPPED_EARLY = 75  # EX_TEMPFAIL: run it again
+class ExitCode(enum.IntEnum):
+    DONE = 0  # drain: the spool is empty and holds no dead letters
+    STILL_FAILING = 1  # replay left shares that still fail, or the VSchema differs
+    CANNOT_START = 2  # bad settings, or a database unreachable at start (drain waits)
+    NOT_MIGRATED = 3  # the schema is not migrated
+    DEAD_LETTERS_LEFT = 4  # drain: the spool is empty, dead letters remain: replay them
+    SCHEMA_REFUSED = 5  # a schema newer than this writer; a down migration refused
+    STOPPED_EARLY = 75  # drain stopped (SIGTERM) before the spool was empty: run it again
+
+
 _CONNECT_RETRY_CAP_S = 30.0
 
 
 class StartupError(Exception):
     """``unreachable``: the database did not answer (an outage, worth waiting out)."""
 
-    def __init__(self, message: str, code: int = 2, *, unreachable: bool = False) -> None:
+    def __init__(
+        self, message: str, code: ExitCode = ExitCode.CANNOT_START, *, unreachable: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.unreachable = unreachable
@@ -81,7 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     drain.add_argument(
         "--summary-file", type=Path, help="also write the JSON summary here (a termination log)"
     )
-    sub.add_parser("migrate", help="apply pending schema migrations, then exit")
+    migrate = sub.add_parser("migrate", help="apply pending schema migrations, then exit")
+    migrate.add_argument(
+        "--down", type=int, default=0, metavar="N", help="revert the N newest migrations"
+    )
+    migrate.add_argument(
+        "--drop-shares", action="store_true",
+        help="allow a down migration that drops the shares stored (refused without it)",
+    )  # fmt: skip
     replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
     replay.add_argument("file", type=Path)
     export = sub.add_parser(
@@ -126,22 +141,25 @@ async def _connect_waiting(config: WriterConfig, pool_size: int, stop: asyncio.E
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
         if stop.is_set():
-            raise StartupError("stopped while waiting for the database", EXIT_STOPPED_EARLY)
+            raise StartupError("stopped while waiting for the database", ExitCode.STOPPED_EARLY)
         delay = min(delay * 2, _CONNECT_RETRY_CAP_S)
 
 
-async def _migrate(config: WriterConfig) -> int:
+async def _migrate(config: WriterConfig, down: int, drop_shares: bool) -> int:
     backend, url = await _connect(config, 1)
     try:
-        applied = await backend.migrate()
+        done = await backend.migrate(down=down, drop_shares=drop_shares)
         version = await backend.schema_version()
+    except MigrationRefused as exc:
+        raise StartupError(f"{redact(url)}: {exc}", ExitCode.SCHEMA_REFUSED) from None
     except Exception as exc:
         raise StartupError(f"migration failed on {redact(url)}: {describe(exc)}") from None
     finally:
         await backend.close()
-    log.info("schema at version %d; applied now: %s", version, applied or "none")
-    print(f"schema version {version} (applied: {', '.join(map(str, applied)) or 'none'})")
-    return 0
+    what = "reverted" if down else "applied"
+    log.info("schema at version %d; %s now: %s", version, what, done or "none")
+    print(f"schema version {version} ({what}: {', '.join(map(str, done)) or 'none'})")
+    return ExitCode.DONE
 
 
 async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | None = None) -> int:
@@ -161,13 +179,24 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
         if migrate_first or backend.dialect == "sqlite":
             await backend.migrate()
         version = await backend.schema_version()
+    except MigrationRefused as exc:
+        await backend.close()
+        raise StartupError(f"{redact(url)}: {exc}", ExitCode.SCHEMA_REFUSED) from None
     except Exception as exc:
         await backend.close()
         raise StartupError(f"cannot read the schema on {redact(url)}: {describe(exc)}") from None
     if version == 0:
         await backend.close()
         raise StartupError(
-            f"the schema on {redact(url)} is not migrated: run 'stratum-writer migrate'", 3
+            f"the schema on {redact(url)} is not migrated: run 'stratum-writer migrate'",
+            ExitCode.NOT_MIGRATED,
+        )
+    if version > (known := latest_migration(backend.dialect)):
+        await backend.close()
+        raise StartupError(
+            f"the schema on {redact(url)} is at version {version}, newer than this writer "
+            f"knows ({known}): run the writer that migrated it, or migrate down with it",
+            ExitCode.SCHEMA_REFUSED,
         )
     metrics.schema_version.set(version)
     metrics.backend_up.set(1)
@@ -214,7 +243,7 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
     depth = reader.queue_depth()
     log.info("stopped; %d shares left in the spool", depth.events)
     if drain_to is None:
-        return 0
+        return ExitCode.DONE
     # every dead letter beside this spool, this process's and any earlier writer's
     dead = (
         sum(1 for _ in read_dead_letters(config.dead_letters))
@@ -238,8 +267,8 @@ def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> 
     with contextlib.suppress(OSError):
         path.write_text(line)
     if left:
-        return EXIT_STOPPED_EARLY
-    return EXIT_DEAD_LETTERS_LEFT if dead else 0
+        return ExitCode.STOPPED_EARLY
+    return ExitCode.DEAD_LETTERS_LEFT if dead else ExitCode.DONE
 
 
 async def _replay(config: WriterConfig, path: Path) -> int:
@@ -270,7 +299,7 @@ async def _replay(config: WriterConfig, path: Path) -> int:
         f"{still.count} still failing" + (f" (in {failed_file})" if still.count else "")
         + (f", {unreadable} entries unreadable" if unreadable else "")
     )  # fmt: skip
-    return 1 if still.count or unreadable else 0
+    return ExitCode.STILL_FAILING if still.count or unreadable else ExitCode.DONE
 
 
 def _dump_tasks() -> None:
@@ -285,12 +314,12 @@ def _vitess_files(args: argparse.Namespace) -> int:
     if args.command == "export-vitess":
         for path in vitess_keyspace.export(args.directory):
             print(f"wrote {path}")
-        return 0
+        return ExitCode.DONE
     try:
         applied = json.loads(args.applied.read_text())
     except (OSError, ValueError) as exc:
         print(f"stratum-writer: cannot read the applied VSchema: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.CANNOT_START
     differences = vitess_keyspace.vschema_differences(
         json.loads(vitess_keyspace.vschema_text()), applied
     )
@@ -298,7 +327,7 @@ def _vitess_files(args: argparse.Namespace) -> int:
         print(f"stratum-writer: VSchema differs: {line}", file=sys.stderr)
     if not differences:
         print("VSchema verified: the keyspace holds the VSchema this writer needs")
-    return 1 if differences else 0
+    return ExitCode.STILL_FAILING if differences else ExitCode.DONE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,18 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         k: v
         for k, v in vars(args).items()
-        if k not in {"config", "command", "migrate", "file", "summary_file"}
+        if k not in {"config", "command", "migrate", "file", "summary_file", "down", "drop_shares"}
     }
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
         print(f"stratum-writer: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.CANNOT_START
     logfmt.configure(config.log_level)
     prefer_uvloop()
     try:
         if args.command == "migrate":
-            return asyncio.run(_migrate(config))
+            return asyncio.run(_migrate(config, args.down, args.drop_shares))
         if args.command == "replay":
             return asyncio.run(_replay(config, args.file))
         if args.command == "drain":
@@ -327,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(config, args.migrate))
     except (ConfigError, StartupError) as exc:
         print(f"stratum-writer: {exc}", file=sys.stderr)
-        return exc.code if isinstance(exc, StartupError) else 2
+        return exc.code if isinstance(exc, StartupError) else ExitCode.CANNOT_START
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 ``make vitess-schema`` writes ``vitess/schema.sql`` with it, and a test fails when the
 file and the MySQL migrations drift apart, so Vitess and MySQL always run the same schema.
+Only the DDL goes in: ``ApplySchema`` takes nothing else, and a migration's data
+statements (filling the worker registry) are run by the writer's ``migrate`` through
+vtgate, as on MySQL.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ _HEADER = """\
 """
 
 
+def _is_ddl(statement: str) -> bool:
+    return statement.split(None, 1)[0].upper() in {"CREATE", "ALTER"}
+
+
 def render(dialect: str) -> str:
     if dialect != "mysql":
         raise ValueError("only the mysql schema is exported (it is Vitess's schema)")
     parts = [_HEADER.format(dialect=dialect), MYSQL_BOOTSTRAP + ";\n"]
     for migration in load_migrations(dialect):
         parts.append(f"\n-- {migration.name}\n")
-        parts.extend(statement + ";\n" for statement in migration.statements())
+        parts.extend(s + ";\n" for s in migration.statements() if _is_ddl(s))
     return "".join(parts)
 
 

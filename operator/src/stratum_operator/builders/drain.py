@@ -25,12 +25,12 @@ from stratum_operator.builders.pod import (
     tmp_volume,
     writer_database,
 )
+from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS, WriterExit
 from stratum_operator.spec import StratumPoolSpec
 
 # Pod failures (evictions, node loss) the Job retries before it is Failed; with the Job
 # controller's backoff capped at six minutes, this is days of trying.
 DRAIN_BACKOFF_LIMIT = 1000
-EXIT_DEAD_LETTERS_LEFT = 4  # stratum-writer drain: empty, but dead letters remain beside it
 
 
 def build_drain_job(
@@ -70,8 +70,8 @@ def build_drain_job(
     )
     job["metadata"]["annotations"] = {f"{naming.GROUP}/claim": claim}
     # a dead letter beside the spool is evidence: the Job fails and the claim stays; so
-    # do a configuration it can't use (2) and a schema that isn't there (3)
-    codes = sorted([EXIT_DEAD_LETTERS_LEFT, 2, 3])  # the API server wants them in order
+    # do a configuration it can't use and a schema that isn't there or is too new
+    codes = sorted([*CONFIGURATION_ERRORS, WriterExit.NOT_MIGRATED, WriterExit.DEAD_LETTERS_LEFT])
     give_up = {"containerName": "drain", "operator": "In", "values": codes}
     job["spec"]["podFailurePolicy"] = {"rules": [
         # an evicted or preempted pod is no failure of the drain: it does not count

@@ -22,6 +22,7 @@ from stratum_operator.builders.pod import (
     pod_spec,
     tmp_volume,
 )
+from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS
 
 # a finished Job goes after a week. A failed migration or keyspace Job is deleted by the
 # operator once a later attempt succeeded (job_gate.py); attempts come at most 30 min
@@ -41,12 +42,12 @@ def build_job(
     containers: list[dict[str, Any]],
     volumes: list[dict[str, Any]],
     init_containers: list[dict[str, Any]] | None = None,
-    config_error_exit_code: int | None = None,
+    config_error_exit_codes: tuple[int, ...] = (),
     backoff_limit: int = _BACKOFF_LIMIT,
     deadline_s: int | None = _DEADLINE_S,
 ) -> dict[str, Any]:
-    """A Job in our frame. ``config_error_exit_code``: the exit code with which the last
-    container says its settings are wrong; retrying in seconds won't fix that, so the
+    """A Job in our frame. ``config_error_exit_codes``: the exit codes with which the
+    last container says its settings are wrong; retrying in seconds won't fix that, so the
     Job fails at once and the operator reports the reason and retries on its own,
     slower, backoff. ``deadline_s`` None: no deadline (a Job that must not give up)."""
     for container in containers + (init_containers or []):
@@ -65,7 +66,7 @@ def build_job(
     }
     if deadline_s is not None:
         spec["activeDeadlineSeconds"] = deadline_s
-    if config_error_exit_code is not None:
+    if config_error_exit_codes:
         spec["podFailurePolicy"] = {
             "rules": [
                 {
@@ -73,7 +74,7 @@ def build_job(
                     "onExitCodes": {
                         "containerName": containers[-1]["name"],
                         "operator": "In",
-                        "values": [config_error_exit_code],
+                        "values": sorted(config_error_exit_codes),  # as the API wants
                     },
                 }
             ]
@@ -111,5 +112,5 @@ def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] 
         "migration",
         containers=[container],
         volumes=[config_volume(name), database_volume(secret), tmp_volume(JOB_TMP)],
-        config_error_exit_code=2,  # the writer: its settings or database URL are wrong
+        config_error_exit_codes=CONFIGURATION_ERRORS,
     )

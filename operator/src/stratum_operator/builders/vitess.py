@@ -25,6 +25,7 @@ from typing import Any
 from stratum_operator.builders import naming
 from stratum_operator.builders.jobs import JOB_TMP, build_job
 from stratum_operator.builders.pod import TMP_MOUNT, tmp_volume
+from stratum_operator.builders.writer_exit import WriterExit
 from stratum_operator.spec import StratumPoolSpec, VitessSpec
 
 WORK_DIR = "/var/run/stratum-vitess"
@@ -101,7 +102,7 @@ def build_keyspace_job(
         init_containers=steps[:-1],
         containers=steps[-1:],
         volumes=[{"name": "work", "emptyDir": {"sizeLimit": "16Mi"}}, tmp_volume(JOB_TMP)],
-        config_error_exit_code=1,  # verify: Vitess holds a different VSchema than ours
+        config_error_exit_codes=(WriterExit.STILL_FAILING,),  # verify: another VSchema
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,29 +24,42 @@ import aiomysql
 import pymysql
 
 from sharelog.event import FIELDS, SHARD_KEY, Row
+from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow
 from stratum_writer.backends.base import (
     Backend,
     ErrorKind,
+    Migration,
+    MigrationSession,
     StoreResult,
     Transaction,
-    load_migrations,
 )
-from stratum_writer.backends.sql_literals import row_literal, stats_literal
+from stratum_writer.backends.sql_literals import aggregate_literal, row_literal
 from stratum_writer.backends.vitess_shards import ShardMap
-from stratum_writer.rollup import MinuteStats
+
+# The server's notes ("Table ... already exists" from CREATE TABLE IF NOT EXISTS, the
+# 9.x deprecation of VALUES()) reach Python as warnings printed on stderr. Strict mode
+# makes every real problem with a value an error, so notes are not news: keep stderr
+# for the one line that names a failure.
+warnings.filterwarnings("ignore", category=pymysql.Warning)
 
 _CHUNK = 1000  # rows per statement: well under max_allowed_packet, big enough to amortize
 _INSERT = (
     f"INSERT INTO share_events ({', '.join(FIELDS)}) VALUES {{values}} "
     "ON DUPLICATE KEY UPDATE share_id = share_id"
 )
-_UPSERT = (
-    "INSERT INTO worker_stats_minute (pool, user_identity, worker, minute, shard_key, "
-    "accepted, rejected, stale, accepted_difficulty) VALUES {values} "
-    "ON DUPLICATE KEY UPDATE accepted = accepted + VALUES(accepted), "
-    "rejected = rejected + VALUES(rejected), stale = stale + VALUES(stale), "
-    "accepted_difficulty = accepted_difficulty + VALUES(accepted_difficulty)"
-)
+
+
+def _upsert_sql(aggregate: Aggregate) -> str:
+    """``VALUES(c)``, not the row alias of MySQL 8.0.19+: MariaDB has no alias. The
+    merged columns never include ``shard_key``: vtgate refuses to update a vindex column."""
+    merge = ", ".join(f"{c} = {how.sql(c, f'VALUES({c})')}" for c, how in aggregate.merge)
+    return (
+        f"INSERT INTO {aggregate.table} ({', '.join(aggregate.names)}) VALUES {{values}}"
+        f" ON DUPLICATE KEY UPDATE {merge}"
+    )
+
+
+_UPSERT = {aggregate.table: _upsert_sql(aggregate) for aggregate in AGGREGATES}
 # The migration history carries a constant shard_key (0): on Vitess it is sharded by it
 # like the share tables (vitess/vschema.json), so every statement about it names one
 # keyspace id and goes to the one shard that owns it. vtgate can't insert into a table
@@ -141,14 +155,45 @@ class _MyTransaction(Transaction):
             await self.insert_all(new)
         return new
 
-    async def upsert_rollups(self, stats: list[MinuteStats]) -> None:
-        for i in range(0, len(stats), _CHUNK):
-            values = ",".join(map(stats_literal, stats[i : i + _CHUNK]))
-            await self._execute(_UPSERT.format(values=values))
+    async def upsert(self, aggregate: Aggregate, rows: list[AggregateRow]) -> None:
+        literal = aggregate_literal(aggregate)
+        for i in range(0, len(rows), _CHUNK):
+            values = ",".join(map(literal, rows[i : i + _CHUNK]))
+            await self._execute(_UPSERT[aggregate.table].format(values=values))
 
     async def restart(self) -> None:
         await self.conn.rollback()
         await self.conn.begin()
+
+
+class _MyMigrations(MigrationSession):
+    def __init__(self, cur: aiomysql.Cursor) -> None:
+        self.cur = cur
+
+    async def applied(self) -> set[int]:
+        await self.cur.execute(_BOOTSTRAP)
+        await self.cur.execute(_HAS_HISTORY_KEY)
+        if not (await self.cur.fetchone())[0]:
+            await self.cur.execute(_ADD_HISTORY_KEY)
+        await self.cur.execute(
+            "SELECT version FROM schema_migrations WHERE shard_key = %s", (HISTORY_KEY,)
+        )
+        return {int(r[0]) for r in await self.cur.fetchall()}
+
+    async def execute(self, statement: str) -> None:
+        await self.cur.execute(statement)
+
+    async def record(self, migration: Migration) -> None:
+        await self.cur.execute(
+            "INSERT INTO schema_migrations (version, name, shard_key) VALUES (%s, %s, %s)",
+            (migration.version, migration.name, HISTORY_KEY),
+        )
+
+    async def unrecord(self, migration: Migration) -> None:
+        await self.cur.execute(
+            "DELETE FROM schema_migrations WHERE shard_key = %s AND version = %s",
+            (HISTORY_KEY, migration.version),
+        )
 
 
 class MySQLBackend(Backend):
@@ -208,35 +253,16 @@ class MySQLBackend(Backend):
                     await conn.rollback()
                 raise
 
-    async def migrate(self) -> list[int]:
+    @asynccontextmanager
+    async def migration_session(self) -> AsyncIterator[MigrationSession]:
         conn = await aiomysql.connect(**{**self._connect_kwargs(), "autocommit": True})
         try:
             async with conn.cursor() as cur:
                 # MySQL DDL is not transactional: a named lock makes concurrent Jobs take
                 # turns, and each migration is recorded right after its statements.
                 await cur.execute("SELECT GET_LOCK(%s, 300)", (_MIGRATION_LOCK,))
-                await cur.execute(_BOOTSTRAP)
-                await cur.execute(_HAS_HISTORY_KEY)
-                if not (await cur.fetchone())[0]:
-                    await cur.execute(_ADD_HISTORY_KEY)
-                await cur.execute(
-                    "SELECT version FROM schema_migrations WHERE shard_key = %s", (HISTORY_KEY,)
-                )
-                done = {r[0] for r in await cur.fetchall()}
-                applied = []
-                for m in load_migrations(self.dialect):
-                    if m.version in done:
-                        continue
-                    for statement in m.statements():
-                        await cur.execute(statement)
-                    await cur.execute(
-                        "INSERT INTO schema_migrations (version, name, shard_key)"
-                        " VALUES (%s, %s, %s)",
-                        (m.version, m.name, HISTORY_KEY),
-                    )
-                    applied.append(m.version)
+                yield _MyMigrations(cur)
                 await cur.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
-                return applied
         finally:
             conn.close()
 

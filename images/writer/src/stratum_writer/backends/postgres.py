@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 import asyncpg
 
 from sharelog.event import FIELDS, Row
+from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow, Kind
 from stratum_writer.backends.base import (
     Backend,
     ErrorKind,
+    Migration,
+    MigrationSession,
     Transaction,
-    load_migrations,
 )
-from stratum_writer.rollup import MinuteStats
 
 Strategy = Literal["unnest", "copy"]
 
@@ -55,19 +56,26 @@ _CREATE_STAGE = (
 )
 _COUNT_NEW = "WITH ins AS ({insert} RETURNING 1) SELECT count(*) FROM ins"
 _IDS_NEW = "{insert} RETURNING share_id"
-_UPSERT = f"""
-INSERT INTO worker_stats_minute AS w
-    (pool, user_identity, worker, minute, shard_key, accepted, rejected, stale,
-     accepted_difficulty)
-SELECT p, u, wk, {_TS.format("m")}, sk, a, r, s, d
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::bigint[], $8::bigint[], $9::float8[]) AS t(p, u, wk, m, sk, a, r, s, d)
-ON CONFLICT (pool, user_identity, worker, minute) DO UPDATE SET
-    accepted = w.accepted + EXCLUDED.accepted,
-    rejected = w.rejected + EXCLUDED.rejected,
-    stale = w.stale + EXCLUDED.stale,
-    accepted_difficulty = w.accepted_difficulty + EXCLUDED.accepted_difficulty
-"""
+_ARRAY = {Kind.TEXT: "text", Kind.TIMESTAMP: "bigint", Kind.INTEGER: "bigint", Kind.REAL: "float8"}
+
+
+def _upsert_sql(aggregate: Aggregate) -> str:
+    """One statement per batch: each column bound as an array and unnested; times come
+    as microseconds and become timestamptz here."""
+    names = aggregate.names
+    arrays = ", ".join(f"${i}::{_ARRAY[kind]}[]" for i, kind in enumerate(aggregate.kinds, 1))
+    select = ", ".join(
+        _TS.format(c) if kind is Kind.TIMESTAMP else c for c, kind in aggregate.columns
+    )
+    merge = ", ".join(f"{c} = {how.sql(f't.{c}', f'EXCLUDED.{c}')}" for c, how in aggregate.merge)
+    return (
+        f"INSERT INTO {aggregate.table} AS t ({', '.join(names)})"
+        f" SELECT {select} FROM unnest({arrays}) AS u({', '.join(names)})"
+        f" ON CONFLICT ({', '.join(aggregate.key)}) DO UPDATE SET {merge}"
+    )
+
+
+_UPSERT = {aggregate.table: _upsert_sql(aggregate) for aggregate in AGGREGATES}
 _MIGRATION_LOCK = 0x5354524154554D  # "STRATUM": one advisory lock for every migrating Job
 _BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -103,25 +111,41 @@ class _PgTransaction(Transaction):
         new_ids = {bytes(r[0]) for r in records}
         return [row for row in rows if row[0] in new_ids]
 
-    async def upsert_rollups(self, stats: list[MinuteStats]) -> None:
-        if not stats:
-            return
-        await self.conn.execute(
-            _UPSERT,
-            [s.pool for s in stats],
-            [s.user_identity for s in stats],
-            [s.worker for s in stats],
-            [s.minute for s in stats],
-            [s.shard_key for s in stats],
-            [s.accepted for s in stats],
-            [s.rejected for s in stats],
-            [s.stale for s in stats],
-            [s.accepted_difficulty for s in stats],
-        )
+    async def upsert(self, aggregate: Aggregate, rows: list[AggregateRow]) -> None:
+        if rows:
+            await self.conn.execute(_UPSERT[aggregate.table], *map(list, zip(*rows, strict=True)))
 
     async def restart(self) -> None:
         await self.conn.execute("ROLLBACK")
         await self.conn.execute("BEGIN")
+
+
+class _PgMigrations(MigrationSession):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def applied(self) -> set[int]:
+        await self.conn.execute(_BOOTSTRAP)
+        return {r[0] for r in await self.conn.fetch("SELECT version FROM schema_migrations")}
+
+    async def execute(self, statement: str) -> None:
+        await self.conn.execute(statement)
+
+    async def record(self, migration: Migration) -> None:
+        await self.conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            migration.version,
+            migration.name,
+        )
+
+    async def unrecord(self, migration: Migration) -> None:
+        await self.conn.execute(
+            "DELETE FROM schema_migrations WHERE version = $1", migration.version
+        )
+
+    def atomic(self) -> AbstractAsyncContextManager[object]:
+        transaction: AbstractAsyncContextManager[object] = self.conn.transaction()
+        return transaction  # PostgreSQL DDL is transactional
 
 
 class PostgresBackend(Backend):
@@ -168,27 +192,13 @@ class PostgresBackend(Backend):
                 conn.terminate()
                 raise
 
-    async def migrate(self) -> list[int]:
+    @asynccontextmanager
+    async def migration_session(self) -> AsyncIterator[MigrationSession]:
         conn = await asyncpg.connect(self.dsn, timeout=10)
         try:
             # Two migration Jobs may start together; the advisory lock makes them take turns.
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(_BOOTSTRAP)
-            done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            applied = []
-            for m in load_migrations(self.dialect):
-                if m.version in done:
-                    continue
-                async with conn.transaction():  # PostgreSQL DDL is transactional
-                    for statement in m.statements():
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        m.version,
-                        m.name,
-                    )
-                applied.append(m.version)
-            return applied
+            yield _PgMigrations(conn)
         finally:
             conn.terminate()
 

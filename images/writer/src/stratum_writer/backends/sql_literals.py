@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from math import isfinite
+from typing import Any
 
 from sharelog.event import Row
-from stratum_writer.rollup import MinuteStats
+from stratum_writer.aggregates import Aggregate, AggregateRow, Kind
 
 _ESCAPES = str.maketrans(
     {"\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z", "'": "\\'", '"': '\\"', "\\": "\\\\"}
@@ -111,9 +113,16 @@ def row_literal(r: Row) -> str:
         raise ValueError(f"a share field has the wrong type ({exc})") from None
 
 
-def stats_literal(s: MinuteStats) -> str:
-    return (
-        f"({text(s.pool)},{text(s.user_identity)},{text(s.worker)},{timestamp(s.minute)},"
-        f"{integer(s.shard_key)},{s.accepted},{s.rejected},{s.stale},"
-        f"{real(s.accepted_difficulty)})"
-    )
+_BY_KIND: dict[Kind, Callable[[Any], str]] = {
+    Kind.TEXT: text, Kind.TIMESTAMP: timestamp, Kind.INTEGER: integer, Kind.REAL: real,
+}  # fmt: skip
+
+
+def aggregate_literal(aggregate: Aggregate) -> Callable[[AggregateRow], str]:
+    """One aggregate row as ``(...)``, each value formatted by its column's kind."""
+    formats = tuple(_BY_KIND[kind] for kind in aggregate.kinds)
+
+    def literal(row: AggregateRow) -> str:
+        return "(" + ",".join(f(v) for f, v in zip(formats, row, strict=True)) + ")"
+
+    return literal

@@ -18,8 +18,14 @@ from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sharelog.event import FIELDS, Row
-from stratum_writer.backends.base import Backend, ErrorKind, Transaction, load_migrations
-from stratum_writer.rollup import MinuteStats
+from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow
+from stratum_writer.backends.base import (
+    Backend,
+    ErrorKind,
+    Migration,
+    MigrationSession,
+    Transaction,
+)
 
 T = TypeVar("T")
 
@@ -27,14 +33,22 @@ _INSERT = (
     f"INSERT INTO share_events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))}) "
     "ON CONFLICT (share_id) DO NOTHING"
 )
-_UPSERT = (
-    "INSERT INTO worker_stats_minute (pool, user_identity, worker, minute, shard_key, accepted,"
-    " rejected, stale, accepted_difficulty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (pool, user_identity, worker, minute) DO UPDATE SET"
-    " accepted = accepted + excluded.accepted, rejected = rejected + excluded.rejected,"
-    " stale = stale + excluded.stale,"
-    " accepted_difficulty = accepted_difficulty + excluded.accepted_difficulty"
-)
+
+
+def _upsert_sql(aggregate: Aggregate) -> str:
+    """Times stay integer microseconds, as in ``share_events``."""
+    merge = ", ".join(
+        f"{c} = {how.sql(c, f'excluded.{c}', least='min', greatest='max')}"
+        for c, how in aggregate.merge
+    )
+    return (
+        f"INSERT INTO {aggregate.table} ({', '.join(aggregate.names)})"
+        f" VALUES ({', '.join('?' * len(aggregate.names))})"
+        f" ON CONFLICT ({', '.join(aggregate.key)}) DO UPDATE SET {merge}"
+    )
+
+
+_UPSERT = {aggregate.table: _upsert_sql(aggregate) for aggregate in AGGREGATES}
 _BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
     " name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')))"
@@ -79,13 +93,9 @@ class _SqliteTransaction(Transaction):
 
         return await self.backend.call(run)
 
-    async def upsert_rollups(self, stats: list[MinuteStats]) -> None:
-        params = [
-            (s.pool, s.user_identity, s.worker, s.minute, s.shard_key, s.accepted, s.rejected,
-             s.stale, s.accepted_difficulty)
-            for s in stats
-        ]  # fmt: skip
-        await self.backend.call(lambda conn: conn.executemany(_UPSERT, params))
+    async def upsert(self, aggregate: Aggregate, rows: list[AggregateRow]) -> None:
+        sql = _UPSERT[aggregate.table]
+        await self.backend.call(lambda conn: conn.executemany(sql, rows))
 
     async def restart(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -93,6 +103,30 @@ class _SqliteTransaction(Transaction):
             conn.execute("BEGIN IMMEDIATE")
 
         await self.backend.call(run)
+
+
+class _SqliteMigrations(MigrationSession):
+    def __init__(self, backend: SqliteBackend) -> None:
+        self.backend = backend
+
+    async def applied(self) -> set[int]:
+        def run(conn: sqlite3.Connection) -> set[int]:
+            conn.execute(_BOOTSTRAP)
+            return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+
+        return await self.backend.call(run)
+
+    async def execute(self, statement: str) -> None:
+        await self.backend.call(lambda conn: conn.execute(statement))
+
+    async def record(self, migration: Migration) -> None:
+        await self.backend.call(lambda conn: conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+            (migration.version, migration.name)))  # fmt: skip
+
+    async def unrecord(self, migration: Migration) -> None:
+        await self.backend.call(lambda conn: conn.execute(
+            "DELETE FROM schema_migrations WHERE version = ?", (migration.version,)))  # fmt: skip
 
 
 class SqliteBackend(Backend):
@@ -140,33 +174,20 @@ class SqliteBackend(Backend):
                 raise
             await self.call(lambda conn: conn.commit())
 
-    async def migrate(self) -> list[int]:
+    @asynccontextmanager
+    async def migration_session(self) -> AsyncIterator[MigrationSession]:
+        """The whole run one transaction: BEGIN IMMEDIATE takes the file's write lock,
+        which serializes concurrent migrators."""
         if self._conn is None:
             await self.connect(1)
-
-        def run(conn: sqlite3.Connection) -> list[int]:
-            conn.execute("BEGIN IMMEDIATE")  # the file lock serializes concurrent migrators
+        async with self._lock:
+            await self.call(lambda conn: conn.execute("BEGIN IMMEDIATE"))
             try:
-                conn.execute(_BOOTSTRAP)
-                done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-                applied = []
-                for m in load_migrations(self.dialect):
-                    if m.version in done:
-                        continue
-                    for statement in m.statements():
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
-                        (m.version, m.name),
-                    )
-                    applied.append(m.version)
+                yield _SqliteMigrations(self)
             except BaseException:
-                conn.rollback()
+                await self.call(lambda conn: conn.rollback())
                 raise
-            conn.commit()
-            return applied
-
-        return await self.call(run)
+            await self.call(lambda conn: conn.commit())
 
     async def schema_version(self) -> int:
         def run(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,24 @@
+"""The writer's exit codes, as the operator's Jobs read them.
+
+The operator can't import the writer (another image), so ``stratum_writer.cli.ExitCode``
+is restated here; a test pins the two together, name by name.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class WriterExit(enum.IntEnum):
+    DONE = 0
+    STILL_FAILING = 1
+    CANNOT_START = 2
+    NOT_MIGRATED = 3
+    DEAD_LETTERS_LEFT = 4
+    SCHEMA_REFUSED = 5
+    STOPPED_EARLY = 75
+
+
+# exits that a retry in seconds won't change: settings or a database URL that are wrong,
+# a schema newer than the writer (the operator was downgraded: migrate down first)
+CONFIGURATION_ERRORS = (WriterExit.CANNOT_START, WriterExit.SCHEMA_REFUSED)

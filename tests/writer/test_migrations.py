@@ -1,0 +1,95 @@
+"""Schema versions: up, down, and a writer meeting a schema newer than it knows.
+
+Each on the real servers (the ``database`` fixture: PostgreSQL, MariaDB, MySQL 9.7,
+SQLite), through the ``stratum-writer migrate`` command a migration Job runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.databases import Database
+from harness.writer import QUEUE, WriterProcess, assert_exactly, fill, migrate
+from stratum_writer.backends.base import latest_migration
+from stratum_writer.cli import ExitCode
+
+TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations")
+
+
+def dialect(db: Database) -> str:
+    return "mysql" if db.kind in ("mariadb", "mysql") else db.kind
+
+
+def catalog(db: Database) -> str:
+    """Our tables' columns and indexes as the database's own catalog describes them."""
+    names = ", ".join(f"'{t}'" for t in TABLES)
+    if db.kind == "sqlite":
+        return db.query(f"SELECT type, name, tbl_name, sql FROM sqlite_master "
+                        f"WHERE tbl_name IN ({names}) ORDER BY type, name")  # fmt: skip
+    if db.kind == "postgres":
+        return db.query(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            f"FROM information_schema.columns WHERE table_schema = current_schema() "
+            f"AND table_name IN ({names}) ORDER BY table_name, ordinal_position"
+        ) + db.query(f"SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
+                     f"tablename IN ({names}) ORDER BY indexname")  # fmt: skip
+    return db.query(
+        "SELECT table_name, column_name, column_type, is_nullable, column_default, "
+        "collation_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+        f"AND table_name IN ({names}) ORDER BY table_name, ordinal_position"
+    ) + db.query("SELECT table_name, index_name, seq_in_index, column_name, non_unique FROM "
+                 "information_schema.statistics WHERE table_schema = DATABASE() "
+                 f"AND table_name IN ({names}) ORDER BY table_name, index_name, seq_in_index")  # fmt: skip
+
+
+def test_down_then_up_leaves_the_same_schema_and_refills_the_registry(
+    database: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    fill(spool, 3000)
+    writer = WriterProcess(spool, database.url, "--migrate").start()
+    writer.wait_for(QUEUE, lambda v: v == 0, 60)
+    assert writer.terminate() == 0
+    before = catalog(database)
+    latest = latest_migration(dialect(database))
+    down = writer.run_command("migrate", "--down", "1")
+    assert down.returncode == 0, down.stderr
+    assert f"schema version {latest - 1} (reverted: {latest})" in down.stdout
+    assert "workers" not in catalog(database).split()
+    up = writer.run_command("migrate")
+    assert up.returncode == 0 and f"(applied: {latest})" in up.stdout, up.stderr
+    assert catalog(database) == before
+    assert_exactly(database, 3000)  # the registry filled again from the shares, exactly
+
+
+def test_a_down_migration_that_drops_shares_needs_to_be_told(
+    database: Database, tmp_path: Path
+) -> None:
+    writer = WriterProcess(tmp_path / "spool", database.url)
+    migrate(writer)
+    latest = latest_migration(dialect(database))
+    refused = writer.run_command("migrate", "--down", str(latest))
+    assert refused.returncode == ExitCode.SCHEMA_REFUSED, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr  # one line naming the cause and the way out
+    line = lines[0]
+    assert "drops the shares stored" in line and "--drop-shares" in line, line
+    assert database.scalar("SELECT max(version) FROM schema_migrations") == latest  # untouched
+    done = writer.run_command("migrate", "--down", str(latest), "--drop-shares")
+    assert done.returncode == 0 and "schema version 0" in done.stdout, done.stderr
+    assert "share_events" not in catalog(database).split()
+
+
+def test_a_writer_refuses_a_schema_newer_than_it_knows(database: Database, tmp_path: Path) -> None:
+    writer = WriterProcess(tmp_path / "spool", database.url)
+    migrate(writer)
+    latest = latest_migration(dialect(database))
+    newer = latest + 1
+    columns = "version, name, shard_key" if dialect(database) == "mysql" else "version, name"
+    values = f"{newer}, 'from-the-future.sql'" + (", 0" if dialect(database) == "mysql" else "")
+    database.query(f"INSERT INTO schema_migrations ({columns}) VALUES ({values})")
+    for command in (("run",), ("migrate",)):
+        out = writer.run_command(*command)
+        assert out.returncode == ExitCode.SCHEMA_REFUSED, (command, out.stderr)
+        (line,) = out.stderr.strip().splitlines()
+        assert f"{newer}" in line and f"({latest})" in line and "newer" in line, line
