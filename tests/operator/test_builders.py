@@ -150,7 +150,7 @@ def test_the_drain_jobs_exit_codes_are_the_writers() -> None:
     here and pinned together."""
     from stratum_operator.builders import drain
     from stratum_operator.builders.writer_exit import WriterExit
-    from stratum_writer.cli import ExitCode
+    from stratum_writer.exits import ExitCode
 
     assert {c.name: c.value for c in WriterExit} == {c.name: c.value for c in ExitCode}
     job = drain.build_drain_job("p", "ns", spec(), ordinal=0, claim="c", claim_uid="u" * 8)

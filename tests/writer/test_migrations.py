@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.databases import Database
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill, migrate
 from stratum_writer.backends.base import latest_migration
-from stratum_writer.cli import ExitCode
+from stratum_writer.exits import ExitCode
 
 TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations")
 

@@ -311,3 +311,41 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         assert not (tmp_path / "w" / "spool" / "dead-letters.jsonl").exists()
     finally:
         cluster.stop()
+
+
+def test_retention_through_vtgate_deletes_shard_by_shard(
+    vitess_cluster: VitessCluster, tmp_path: Path
+) -> None:
+    """retain through vtgate: each shard's expired shares, rollups and idle workers are
+    deleted on that shard (vtgate's shard targeting), the rest untouched, with a writer
+    storing the newer days meanwhile."""
+    cluster = vitess_cluster
+    base = 1_893_456_000_000_000  # 2030-01-01T00:00:00Z, ahead of any real clock
+    day_us = 86_400_000_000
+    old = list(synthetic_events(3000, seed=21, start_us=base))
+    new = list(synthetic_events(3000, seed=22, start_us=base + 3 * day_us))
+    for spool, events in (("old", old), ("new", new)):
+        producer = SpoolProducer(tmp_path / spool / "spool")
+        for e in events:
+            producer.append(e)
+        producer.close_sync()
+    first = writer_for(cluster, tmp_path / "old" / "spool").start()
+    first.wait_for(QUEUE, lambda v: v == 0, 120)
+    assert first.terminate() == 0
+    writer = writer_for(cluster, tmp_path / "new" / "spool", "--batch-size", "200").start()
+    out = writer.run_command("retain", "--share-days", "2", "--rollup-days", "2", "--now",
+                             "2030-01-04T12:00:00+00:00")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    writer.wait_for(QUEUE, lambda v: v == 0, 120)
+    assert writer.terminate() == 0
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["removed"]["share_events"] == 3000, report
+    expected = expected_per_shard(3000, seed=22)
+    for shard in SHARDS:  # only the newer day is left, on each shard
+        count = int(cluster.shard_sql(shard, "SELECT count(*) FROM share_events"))
+        assert count == expected[shard], (shard, count)
+    assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == 3000
+    assert (
+        int(cluster.gate_sql("SELECT sum(accepted + rejected + stale) FROM worker_stats_minute"))
+        == 3000
+    )

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import enum
 import io
 import json
 import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,40 +28,17 @@ from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolProducer, SpoolReader
 from sharelog.status_http import StatusServer
-from stratum_writer import __version__, vitess_keyspace
-from stratum_writer.backends import Backend, open_backend, redact
-from stratum_writer.backends.base import MigrationRefused, latest_migration
+from stratum_writer import __version__, database, retention, vitess_keyspace
+from stratum_writer.backends import Backend, redact
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
 from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
-from stratum_writer.delivery import Delivery, describe
+from stratum_writer.delivery import Delivery
 from stratum_writer.drain import Drainer
+from stratum_writer.exits import ExitCode, StartupError
 from stratum_writer.metrics import WriterMetrics
+from stratum_writer.retention import RetentionPolicy, RetentionReport
 
 log = logging.getLogger("stratum_writer")
-
-
-class ExitCode(enum.IntEnum):
-    DONE = 0  # drain: the spool is empty and holds no dead letters
-    STILL_FAILING = 1  # replay left shares that still fail, or the VSchema differs
-    CANNOT_START = 2  # bad settings, or a database unreachable at start (drain waits)
-    NOT_MIGRATED = 3  # the schema is not migrated
-    DEAD_LETTERS_LEFT = 4  # drain: the spool is empty, dead letters remain: replay them
-    SCHEMA_REFUSED = 5  # a schema newer than this writer; a down migration refused
-    STOPPED_EARLY = 75  # drain stopped (SIGTERM) before the spool was empty: run it again
-
-
-_CONNECT_RETRY_CAP_S = 30.0
-
-
-class StartupError(Exception):
-    """``unreachable``: the database did not answer (an outage, worth waiting out)."""
-
-    def __init__(
-        self, message: str, code: ExitCode = ExitCode.CANNOT_START, *, unreachable: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.unreachable = unreachable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         "--drop-shares", action="store_true",
         help="allow a down migration that drops the shares stored (refused without it)",
     )  # fmt: skip
+    retain = sub.add_parser("retain", help="remove shares and rollups past their retention")
+    retain.add_argument("--share-days", dest="retention_share_days", type=int)
+    retain.add_argument("--rollup-days", dest="retention_rollup_days", type=int)
+    retain.add_argument(
+        "--now", type=datetime.fromisoformat, help="the time to retain from (default: now)"
+    )
+    retain.add_argument(
+        "--summary-file", type=Path, help="also write the JSON report here (a termination log)"
+    )
     replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
     replay.add_argument("file", type=Path)
     export = sub.add_parser(
@@ -110,58 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _connect(config: WriterConfig, pool_size: int) -> tuple[Backend, str]:
-    url = database_url(config)
-    try:
-        backend = open_backend(
-            url, pg_strategy=config.pg_strategy, vitess_shards=config.vitess_shards
-        )
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    try:
-        await asyncio.wait_for(backend.connect(pool_size), 15)
-    except Exception as exc:
-        raise StartupError(
-            f"cannot connect to {redact(url)}: {describe(exc)}", unreachable=True
-        ) from None
-    return backend, url
-
-
-async def _connect_waiting(config: WriterConfig, pool_size: int, stop: asyncio.Event) -> Backend:
-    """For ``drain``: a database that is down is an outage to wait out, not a reason to exit
-    (its Job would burn its retries on it); a wrong URL still fails at once."""
-    delay = 1.0
-    while True:
-        try:
-            return (await _connect(config, pool_size))[0]
-        except StartupError as exc:
-            if not exc.unreachable:
-                raise
-            log.warning("%s; retrying in %.0fs", exc, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
-            raise StartupError("stopped while waiting for the database", ExitCode.STOPPED_EARLY)
-        delay = min(delay * 2, _CONNECT_RETRY_CAP_S)
-
-
-async def _migrate(config: WriterConfig, down: int, drop_shares: bool) -> int:
-    backend, url = await _connect(config, 1)
-    try:
-        done = await backend.migrate(down=down, drop_shares=drop_shares)
-        version = await backend.schema_version()
-    except MigrationRefused as exc:
-        raise StartupError(f"{redact(url)}: {exc}", ExitCode.SCHEMA_REFUSED) from None
-    except Exception as exc:
-        raise StartupError(f"migration failed on {redact(url)}: {describe(exc)}") from None
-    finally:
-        await backend.close()
-    what = "reverted" if down else "applied"
-    log.info("schema at version %d; %s now: %s", version, what, done or "none")
-    print(f"schema version {version} ({what}: {', '.join(map(str, done)) or 'none'})")
-    return ExitCode.DONE
-
-
 async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | None = None) -> int:
     """``run``; or, with ``drain_to`` (the summary file, or /dev/null), ``drain``."""
     stop = asyncio.Event()
@@ -169,35 +103,15 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if drain_to is not None:
-        backend = await _connect_waiting(config, config.max_workers, stop)
+        backend = await database.connect_waiting(config, config.max_workers, stop)
         url = database_url(config)
         SpoolProducer(config.spool_dir).close_sync()  # cut a torn tail, as a proxy would
     else:
-        backend, url = await _connect(config, config.max_workers)
+        backend, url = await database.connect(config, config.max_workers)
     metrics = WriterMetrics()
-    try:
-        if migrate_first or backend.dialect == "sqlite":
-            await backend.migrate()
-        version = await backend.schema_version()
-    except MigrationRefused as exc:
-        await backend.close()
-        raise StartupError(f"{redact(url)}: {exc}", ExitCode.SCHEMA_REFUSED) from None
-    except Exception as exc:
-        await backend.close()
-        raise StartupError(f"cannot read the schema on {redact(url)}: {describe(exc)}") from None
-    if version == 0:
-        await backend.close()
-        raise StartupError(
-            f"the schema on {redact(url)} is not migrated: run 'stratum-writer migrate'",
-            ExitCode.NOT_MIGRATED,
-        )
-    if version > (known := latest_migration(backend.dialect)):
-        await backend.close()
-        raise StartupError(
-            f"the schema on {redact(url)} is at version {version}, newer than this writer "
-            f"knows ({known}): run the writer that migrated it, or migrate down with it",
-            ExitCode.SCHEMA_REFUSED,
-        )
+    version = await database.schema_ready(
+        backend, url, migrate_first or backend.dialect == "sqlite"
+    )
     metrics.schema_version.set(version)
     metrics.backend_up.set(1)
     freeze_startup_heap()
@@ -234,9 +148,14 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
         "writing shares from %s to %s (schema %d, metrics on :%d)",
         config.spool_dir, redact(url), version, bound,
     )  # fmt: skip
+    retaining = _retain_sqlite(config, backend, metrics, stop) if drain_to is None else None
     try:
         await drainer.run(stop, config.drain_timeout_s, until_empty=drain_to is not None)
     finally:
+        if retaining is not None:
+            retaining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retaining
         await server.close()
         await backend.close()
         reader.close()
@@ -251,6 +170,22 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
         else 0
     )
     return _drain_summary(metrics, depth.events, dead, drain_to)
+
+
+def _retain_sqlite(
+    config: WriterConfig, backend: Backend, metrics: WriterMetrics, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """SQLite's retention runs in its writer, hourly (docs/writer.md says why)."""
+    if backend.dialect != "sqlite" or config.retention_share_days is None:
+        return None
+
+    def count(report: RetentionReport) -> None:
+        for table, rows in report.removed.items():
+            metrics.retention_removed.labels(table).inc(rows)
+        metrics.retention_last_run.set_to_current_time()
+        log.info("retention: %s", json.dumps(report.as_dict()))
+
+    return asyncio.create_task(retention.retain_every(backend, _policy(config), stop, count))
 
 
 def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> int:
@@ -274,7 +209,7 @@ def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> 
 async def _replay(config: WriterConfig, path: Path) -> int:
     if not path.exists():
         raise StartupError(f"no such dead-letter file: {path}")
-    backend, _ = await _connect(config, 1)
+    backend, _ = await database.connect(config, 1)
     metrics = WriterMetrics()
     failed_file = path.with_name(path.name + ".failed")
     failed_file.unlink(missing_ok=True)
@@ -330,15 +265,22 @@ def _vitess_files(args: argparse.Namespace) -> int:
     return ExitCode.STILL_FAILING if differences else ExitCode.DONE
 
 
+# a command's own options, not settings
+_COMMAND_OPTIONS = {"config", "command", "migrate", "file", "summary_file", "down",
+                    "drop_shares", "now"}  # fmt: skip
+
+
+def _policy(config: WriterConfig) -> RetentionPolicy:
+    if config.retention_share_days is None or config.retention_rollup_days is None:
+        raise StartupError("retain needs --share-days and --rollup-days (or the settings)")
+    return RetentionPolicy(config.retention_share_days, config.retention_rollup_days)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("export-vitess", "verify-vschema"):
         return _vitess_files(args)
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in {"config", "command", "migrate", "file", "summary_file", "down", "drop_shares"}
-    }
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _COMMAND_OPTIONS}
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
@@ -348,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     prefer_uvloop()
     try:
         if args.command == "migrate":
-            return asyncio.run(_migrate(config, args.down, args.drop_shares))
+            return asyncio.run(database.migrate(config, args.down, args.drop_shares))
+        if args.command == "retain":
+            return asyncio.run(
+                database.retain(config, _policy(config), args.now, args.summary_file)
+            )
         if args.command == "replay":
             return asyncio.run(_replay(config, args.file))
         if args.command == "drain":

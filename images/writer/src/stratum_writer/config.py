@@ -36,6 +36,10 @@ class WriterConfig(BaseModel):
     # A Vitess keyspace's shards ("-80", "80-"): batches are stored one transaction per shard.
     vitess_shards: list[str] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Retention (``retain``): whole UTC days of shares and of rollups kept. None keeps
+    # everything. The operator's CronJob passes them; a SQLite writer retains hourly.
+    retention_share_days: int | None = Field(None, ge=1)
+    retention_rollup_days: int | None = Field(None, ge=1)
 
     @field_validator("vitess_shards")
     @classmethod

@@ -56,3 +56,15 @@ class WriterMetrics:
         self.schema_version = Gauge(
             "stratum_writer_schema_version", "Highest applied schema migration", registry=r
         )
+        # SQLite only: there the writer runs retention itself (elsewhere the CronJob does)
+        self.retention_removed = Counter(
+            "stratum_writer_retention_removed_rows",
+            "Rows removed by retention, by table",
+            ["table"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "stratum_writer_retention_last_run_timestamp_seconds",
+            "When retention last ran to the end",
+            registry=r,
+        )

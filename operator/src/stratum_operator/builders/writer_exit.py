@@ -1,6 +1,6 @@
 """The writer's exit codes, as the operator's Jobs read them.
 
-The operator can't import the writer (another image), so ``stratum_writer.cli.ExitCode``
+The operator can't import the writer (another image), so ``stratum_writer.exits.ExitCode``
 is restated here; a test pins the two together, name by name.
 """
 

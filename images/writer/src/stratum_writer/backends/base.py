@@ -127,10 +127,17 @@ class Migration:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split on statement-ending semicolons; our migrations keep one per line end."""
+    """Split on statement-ending semicolons; our migrations keep one per line end. A
+    ``$$``-quoted body (a PostgreSQL ``DO`` block) stays whole, whatever it holds."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    statements = (s.strip().rstrip(";").strip() for s in body.split(";\n"))
-    return [s for s in statements if s]
+    statements: list[str] = []
+    pending = ""
+    for part in body.split(";\n"):
+        pending = f"{pending};\n{part}" if pending else part
+        if pending.count("$$") % 2 == 0:
+            statements.append(pending.strip().rstrip(";").strip())
+            pending = ""
+    return [s for s in [*statements, pending.strip()] if s]
 
 
 def load_migrations(dialect: str) -> list[Migration]:

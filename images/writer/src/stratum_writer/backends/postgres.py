@@ -45,7 +45,7 @@ _SELECT = ", ".join(_TS.format(f) if f in ("submitted_at", "responded_at") else 
 _UNNEST = ", ".join(f"${i}::{_TYPES.get(f, 'text')}[]" for i, f in enumerate(FIELDS, 1))
 _INSERT = (
     f"INSERT INTO share_events ({_COLS}) SELECT {_SELECT} FROM {{source}} "
-    "ON CONFLICT (share_id) DO NOTHING"
+    "ON CONFLICT (share_id, submitted_at) DO NOTHING"
 )
 _FROM_UNNEST = f"unnest({_UNNEST}) AS t({_COLS})"
 _STAGE = "stratum_share_stage"

@@ -1,0 +1,168 @@
+"""``stratum-writer retain``: what leaves the database, and only that.
+
+Shares older than ``share_days`` whole UTC days, rollups older than ``rollup_days``, and
+registry entries of workers unseen for as long, are removed in bounded steps:
+
+- PostgreSQL (``postgres.py``): ``share_events`` is partitioned by day; expired days are
+  dropped whole, never deleted row by row, and the days ahead are made before they are
+  needed. Each DDL waits at most ``LOCK_TIMEOUT``; an advisory lock lets one run at a
+  time (a second run at once finds it held and does nothing).
+- MySQL, MariaDB, Vitess (``mysql.py``) and SQLite (``sqlite.py``): batched deletes by
+  primary-key range (``share_id`` starts with its time, so a range of time is a
+  contiguous range at the left edge of the clustered key), ``BATCH`` rows a transaction;
+  on Vitess shard by shard. Two runs at once delete the same rows once.
+
+Cutoffs fall on UTC midnights, so every backend removes the same shares for the same
+``now``. Everything at or after a cutoff is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from stratum_writer.backends import Backend
+
+log = logging.getLogger("stratum_writer.retention")
+
+RETAIN_EVERY_S = 3600.0  # the writer's own schedule (SQLite)
+BATCH = 5000  # rows per delete statement and transaction: locks held for milliseconds
+AHEAD_DAYS = 2  # PostgreSQL: days made ahead of today, so a day boundary needs no DDL
+LOCK_TIMEOUT = "5s"  # PostgreSQL: a DDL that would wait longer gives up until next run
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    share_days: int
+    rollup_days: int
+
+    def __post_init__(self) -> None:
+        if self.share_days < 1 or self.rollup_days < 1:
+            raise ValueError("retention must keep at least one day of shares and rollups")
+
+
+@dataclass
+class RetentionReport:
+    """What a run did: the ``retain`` command prints it as one JSON line."""
+
+    share_cutoff: str  # the oldest retained day, ISO date: everything from it stays
+    rollup_cutoff: str
+    removed: dict[str, int] = field(default_factory=dict)  # rows, by table
+    partitions_dropped: list[str] = field(default_factory=list)
+    partitions_created: list[str] = field(default_factory=list)
+    oldest_share: str | None = None  # ISO time of the oldest share kept, None when none
+    skipped: str = ""  # why nothing was done (another run holds the lock)
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+class Retainer(ABC):
+    """One dialect's way of removing what expired, on a connection of its own."""
+
+    async def prepare(self, today: date) -> list[str]:
+        """Make what inserts will need (PostgreSQL: the days ahead); return their names."""
+        return []
+
+    @abstractmethod
+    async def remove_shares(self, cutoff_us: int, report: RetentionReport) -> None:
+        """Remove every share submitted before ``cutoff_us`` (a UTC midnight)."""
+
+    @abstractmethod
+    async def remove_rows(self, table: str, column: str, cutoff_us: int) -> int:
+        """Delete rows of ``table`` whose ``column`` (a time) is before the cutoff."""
+
+    @abstractmethod
+    async def oldest_share_us(self) -> int | None: ...
+
+    async def __aenter__(self) -> Retainer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        return None
+
+
+class Locked(Exception):
+    """Another retain run holds the database's retention lock."""
+
+
+def midnight_us(day: date) -> int:
+    return int(datetime.combine(day, time(), UTC).timestamp()) * 1_000_000
+
+
+def cutoff_id(cutoff_us: int) -> bytes:
+    """The smallest share_id at the cutoff: its 7-byte time prefix, then zeros. Every
+    share submitted before the cutoff sorts below it (sharelog.event.make_share_id)."""
+    return cutoff_us.to_bytes(7, "big") + bytes(9)
+
+
+def _iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def retainer_for(backend: Backend) -> Retainer:
+    if backend.dialect == "postgres":
+        from stratum_writer.retention.postgres import PgRetainer
+
+        return PgRetainer(backend)
+    if backend.dialect == "mysql":
+        from stratum_writer.retention.mysql import MyRetainer
+
+        return MyRetainer(backend)
+    from stratum_writer.retention.sqlite import SqliteRetainer
+
+    return SqliteRetainer(backend)
+
+
+async def retain_every(
+    backend: Backend, policy: RetentionPolicy, stop: asyncio.Event,
+    on_report: Callable[[RetentionReport], None], every_s: float = RETAIN_EVERY_S,
+) -> None:  # fmt: skip
+    """The writer's own schedule, for SQLite: its database is the pod's file, which no
+    CronJob can open. A run that fails is logged and tried again at the next."""
+    while not stop.is_set():
+        try:
+            on_report(await retain(backend, policy, datetime.now(UTC)))
+        except Exception as exc:
+            log.warning("retention failed, trying again in %.0fs: %s", every_s, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
+async def prepare(backend: Backend, now: datetime) -> list[str]:
+    """What inserts need before any retention runs: ``migrate`` calls it."""
+    try:
+        async with retainer_for(backend) as retainer:
+            return await retainer.prepare(now.astimezone(UTC).date())
+    except Locked:
+        return []  # a retain run is doing it
+
+
+async def retain(backend: Backend, policy: RetentionPolicy, now: datetime) -> RetentionReport:
+    today = now.astimezone(UTC).date()
+    share_day = today - timedelta(days=policy.share_days)
+    rollup_day = today - timedelta(days=policy.rollup_days)
+    report = RetentionReport(share_day.isoformat(), rollup_day.isoformat())
+    try:
+        async with retainer_for(backend) as retainer:
+            report.partitions_created = await retainer.prepare(today)
+            await retainer.remove_shares(midnight_us(share_day), report)
+            rollups = midnight_us(rollup_day)
+            report.removed["worker_stats_minute"] = await retainer.remove_rows(
+                "worker_stats_minute", "minute", rollups
+            )
+            report.removed["workers"] = await retainer.remove_rows("workers", "last_seen", rollups)
+            oldest = await retainer.oldest_share_us()
+            report.oldest_share = _iso(oldest) if oldest is not None else None
+    except Locked as exc:
+        report.skipped = str(exc)
+    return report

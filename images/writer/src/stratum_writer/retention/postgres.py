@@ -1,0 +1,144 @@
+"""PostgreSQL: ``share_events`` by day. Expired days are dropped whole; the days ahead
+are made before a share needs them; a share no day covers lands in
+``share_events_default`` and moves into its day's partition when that day is made.
+
+Day partitions are named ``share_events_pYYYYMMDD`` and span a UTC day. The partition
+migration 0003 left (``share_events_before_0003``) spans everything up to a day and is
+dropped when that day expires, like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
+
+import asyncpg
+
+from stratum_writer.backends import Backend
+from stratum_writer.backends.postgres import PostgresBackend
+from stratum_writer.retention import (
+    AHEAD_DAYS,
+    BATCH,
+    LOCK_TIMEOUT,
+    Locked,
+    Retainer,
+    RetentionReport,
+)
+
+DEFAULT = "share_events_default"
+_RETAIN_LOCK = 0x5354524154554E  # one retain run at a time (migrations use ...4D)
+_PARTITIONS = """
+SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), c.reltuples::bigint
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'share_events'::regclass
+"""
+_UPPER = re.compile(r"TO \('([^']+)'\)")
+_TS = "'epoch'::timestamptz + $1::bigint * interval '1 microsecond'"  # µs as a time
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _name(day: date) -> str:
+    return f"share_events_p{day:%Y%m%d}"
+
+
+def upper_bound(bound: str) -> datetime | None:
+    """A range partition's upper bound from its ``pg_get_expr`` text (UTC session)."""
+    found = _UPPER.search(bound)
+    if found is None:
+        return None  # the default partition, or TO (MAXVALUE)
+    return datetime.fromisoformat(found.group(1)).astimezone(UTC)
+
+
+class PgRetainer(Retainer):
+    def __init__(self, backend: Backend) -> None:
+        self.dsn = cast(PostgresBackend, backend).dsn
+        self.conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> PgRetainer:
+        self.conn = await asyncpg.connect(self.dsn, timeout=10)
+        await self.conn.execute(f"SET TIME ZONE 'UTC'; SET lock_timeout = '{LOCK_TIMEOUT}'")
+        if not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _RETAIN_LOCK):
+            await self.close()
+            raise Locked("another retain run holds the lock: nothing done")
+        return self
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+
+    @property
+    def _conn(self) -> asyncpg.Connection:
+        assert self.conn is not None, "used outside 'async with'"
+        return self.conn
+
+    async def _partitions(self) -> list[tuple[str, datetime | None, int]]:
+        return [(r[0], upper_bound(r[1]), r[2]) for r in await self._conn.fetch(_PARTITIONS)]
+
+    async def prepare(self, today: date) -> list[str]:
+        """Every day from the end of the newest partition to AHEAD_DAYS after today, each
+        with the shares the default partition holds for it."""
+        ends = [end.date() for _, end, _ in await self._partitions() if end is not None]
+        day = max(ends) if ends else today  # the days since, if no run made them, too
+        made = []
+        while day <= today + timedelta(days=AHEAD_DAYS):
+            await self._make_day(day)
+            made.append(_name(day))
+            day += timedelta(days=1)
+        return made
+
+    async def _make_day(self, day: date) -> None:
+        """One transaction: the day's table, the default partition's shares of that day
+        moved into it, then attached (which checks the default holds none left)."""
+        name, low, high = _name(day), _utc(day), _utc(day + timedelta(days=1))
+        async with self._conn.transaction():
+            await self._conn.execute(
+                f"CREATE TABLE {name} (LIKE share_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
+            await self._conn.execute(
+                f"WITH moved AS (DELETE FROM {DEFAULT} WHERE submitted_at >= $1 "
+                f"AND submitted_at < $2 RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+                low,
+                high,
+            )
+            await self._conn.execute(
+                f"ALTER TABLE share_events ATTACH PARTITION {name} "
+                f"FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')"
+            )
+
+    async def remove_shares(self, cutoff_us: int, report: RetentionReport) -> None:
+        cutoff = datetime.fromtimestamp(cutoff_us / 1_000_000, UTC)
+        removed = 0
+        for name, end, tuples in sorted(await self._partitions(), key=lambda p: p[0]):
+            if name != DEFAULT and end is not None and end <= cutoff:
+                await self._conn.execute(f"DROP TABLE {name}")
+                report.partitions_dropped.append(name)
+                removed += max(tuples, 0)  # the planner's count: a drop scans nothing
+        removed += await self._delete_batched(DEFAULT, "submitted_at", cutoff_us)
+        report.removed["share_events"] = removed
+
+    async def remove_rows(self, table: str, column: str, cutoff_us: int) -> int:
+        return await self._delete_batched(table, column, cutoff_us)
+
+    async def _delete_batched(self, table: str, column: str, cutoff_us: int) -> int:
+        total = 0
+        while True:
+            status = await self._conn.execute(
+                f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
+                f"WHERE {column} < {_TS} LIMIT {BATCH}))",
+                cutoff_us,
+            )
+            deleted = int(status.split()[-1])
+            total += deleted
+            if deleted < BATCH:
+                return total
+
+    async def oldest_share_us(self) -> int | None:
+        first = await self._conn.fetchval(
+            "SELECT share_id FROM share_events ORDER BY share_id LIMIT 1"
+        )
+        return int.from_bytes(bytes(first)[:7], "big") if first is not None else None
