@@ -71,7 +71,7 @@ class ControlPlane(ProcessGroup):
             str(self.bin / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig}",
             "--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
             f"--service-account-private-key-file={d / 'sa.key'}",
-            "--controllers=garbagecollector,deployment,replicaset,statefulset,job,namespace,"
+            "--controllers=garbagecollector,deployment,replicaset,statefulset,job,cronjob,namespace,"
             "serviceaccount,disruption,ttl-after-finished,endpointslice,pvc-protection",
         ])  # fmt: skip
 

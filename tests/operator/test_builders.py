@@ -155,3 +155,30 @@ def test_the_drain_jobs_exit_codes_are_the_writers() -> None:
     assert {c.name: c.value for c in WriterExit} == {c.name: c.value for c in ExitCode}
     job = drain.build_drain_job("p", "ns", spec(), ordinal=0, claim="c", claim_uid="u" * 8)
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][2] == "drain"
+
+
+def test_retention_is_a_cronjob_one_run_at_a_time_keeping_its_reports() -> None:
+    children = desired_objects("p", "ns", spec(retention={"shareDays": 30, "rollupDays": 365}))
+    cron = children.retention
+    assert cron is not None and cron["kind"] == "CronJob"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["schedule"] == "17 * * * *" and cron["spec"]["timeZone"] == "Etc/UTC"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[2:7] == ["retain", "--share-days", "30", "--rollup-days", "365"]
+    assert args[-2:] == ["--summary-file", "/dev/termination-log"]  # its report, for status
+    assert "ttlSecondsAfterFinished" not in job  # the CronJob's history keeps the runs
+    assert cron["spec"]["failedJobsHistoryLimit"] >= 1  # a failed run stays as evidence
+    assert sorted(job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]) == [2, 5]
+    # a retention change never rolls the proxies: it is not in their configuration
+    other = desired_objects("p", "ns", spec(retention={"shareDays": 60, "rollupDays": 365}))
+    assert other.config == children.config
+
+
+def test_sqlite_retains_in_its_writer_and_retention_can_be_off() -> None:
+    lite = desired_objects("p", "ns", spec(persistence={"backend": "sqlite"}))
+    assert lite.retention is None
+    settings = json.loads(lite.config["data"]["writer.json"])
+    assert (settings["retention_share_days"], settings["retention_rollup_days"]) == (90, 400)
+    assert desired_objects("p", "ns", spec(retention={"enabled": False})).retention is None

@@ -164,3 +164,16 @@ def test_the_docs_list_the_status_vocabulary() -> None:
     for vocabulary in (ConditionType, Phase, Reason):
         missing = sorted(v.value for v in vocabulary if v.value not in listed)
         assert not missing, f"docs/operator.md doesn't name {vocabulary.__name__}: {missing}"
+
+
+def test_a_retention_report_becomes_the_status_a_person_reads() -> None:
+    from stratum_operator.retention_status import retention_status
+
+    report = {"share_cutoff": "2026-08-28", "rollup_cutoff": "2025-10-22",
+              "removed": {"share_events": 1200, "worker_stats_minute": 40, "workers": 0},
+              "partitions_dropped": ["share_events_p20260826", "share_events_p20260827"],
+              "partitions_created": [], "oldest_share": "2026-08-28T00:00:01Z", "skipped": ""}  # fmt: skip
+    status = retention_status(report, "2026-11-26T17:17:05Z")
+    assert status == {"oldestRetainedDay": "2026-08-28", "oldestRollupDay": "2025-10-22",
+                      "oldestShare": "2026-08-28T00:00:01Z", "lastRun": "2026-11-26T17:17:05Z",
+                      "removed": report["removed"], "partitionsDropped": 2}  # fmt: skip

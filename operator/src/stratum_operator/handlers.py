@@ -22,7 +22,8 @@ from stratum_operator.pool_loop import Pools
 GROUP, VERSION, PLURAL = naming.GROUP, naming.VERSION, naming.PLURAL
 OURS = {"app.kubernetes.io/managed-by": naming.MANAGED_BY}
 CHILDREN = (("apps", "v1", "statefulsets"), ("", "v1", "services"), ("", "v1", "configmaps"),
-            ("policy", "v1", "poddisruptionbudgets"), ("batch", "v1", "jobs"))  # fmt: skip
+            ("policy", "v1", "poddisruptionbudgets"), ("batch", "v1", "jobs"),
+            ("batch", "v1", "cronjobs"))  # fmt: skip
 
 _pools = Pools()
 

@@ -18,6 +18,13 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+RETENTION_REMOVED = Counter(
+    "stratum_operator_retention_removed_rows",
+    "Rows the pools' retention runs removed (PostgreSQL counts a dropped day by the "
+    "planner's estimate of its rows)",
+    ["namespace", "pool", "table"],
+)
+
 
 @contextmanager
 def reconciling(trigger: str) -> Iterator[None]:

@@ -39,7 +39,7 @@ DELETION_RETRY_S = 5.0
 ERROR_BACKOFF_CAP_S = 300.0
 # children whose deletion by hand is news when we put them back (the StatefulSet is
 # told of by the pass itself; Jobs and claims we delete ourselves)
-_RESTORED_KINDS = ("Service", "ConfigMap", "PodDisruptionBudget")
+_RESTORED_KINDS = ("Service", "ConfigMap", "PodDisruptionBudget", "CronJob")
 
 log = logging.getLogger("stratum_operator")
 

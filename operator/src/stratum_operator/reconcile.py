@@ -24,8 +24,9 @@ from pydantic import ValidationError
 from stratum_operator import job_gate, spool_claims
 from stratum_operator.builders import Children, desired_objects, naming
 from stratum_operator.defaulting import fill_replicas
-from stratum_operator.k8s import applying, fetching, patching
+from stratum_operator.k8s import applying, deleting, fetching, patching
 from stratum_operator.outcome import Outcome
+from stratum_operator.retention_status import report_retention
 from stratum_operator.spec import StratumPoolSpec, parse_spec
 from stratum_operator.vitess_cluster import place_keyspace
 from stratum_operator.vocabulary import ConditionType, Phase, Reason
@@ -123,7 +124,23 @@ async def _converge(
                       "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
                       "are lost with their pod")  # fmt: skip
     await _hold_deletion_for_claims(pool, spec)
+    await _keep_retention(children, namespace, name, memo, out)
     await scale_writers(pool, spec, memo, out)
+
+
+async def _keep_retention(
+    children: Children, namespace: str, name: str, memo: dict[str, Any], out: Outcome
+) -> None:
+    """The CronJob as the spec says, then what its runs said. Turned off (or SQLite,
+    where the writer retains): a CronJob of ours left from before goes (it holds no
+    data), looked for once after start and after each time one was applied."""
+    if children.retention is not None:
+        await applying.apply(children.retention)
+        memo["retention_cronjob"] = True
+        await report_retention(name, namespace, memo, out)
+    elif memo.get("retention_cronjob", True):
+        await deleting.delete("batch/v1", "CronJob", namespace, naming.retention_name(name))
+        memo["retention_cronjob"] = False
 
 
 async def _secrets_usable(namespace: str, spec: StratumPoolSpec, out: Outcome) -> bool:

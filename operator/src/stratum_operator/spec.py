@@ -94,6 +94,15 @@ class WriterSpec(_Model):
     resources: dict[str, Any] | None = None
 
 
+class RetentionSpec(_Model):
+    """What leaves the database, in whole UTC days kept (today is always kept too)."""
+
+    enabled: bool = True
+    share_days: int = Field(90, alias="shareDays")
+    rollup_days: int = Field(400, alias="rollupDays")
+    schedule: str = "17 * * * *"
+
+
 class PodTemplateSpec(_Model):
     node_selector: dict[str, str] | None = Field(None, alias="nodeSelector")
     tolerations: list[dict[str, Any]] | None = None
@@ -111,6 +120,7 @@ class StratumPoolSpec(_Model):
     spool: SpoolSpec = SpoolSpec()
     vitess: VitessSpec | None = None
     writer: WriterSpec = WriterSpec()
+    retention: RetentionSpec = RetentionSpec()
     pod_template: PodTemplateSpec = Field(PodTemplateSpec(), alias="podTemplate")
 
     @model_validator(mode="after")

@@ -97,6 +97,7 @@ class Reason(enum.StrEnum):
     DRAINING = "Draining"
     SPOOLS_ABANDONED = "SpoolsAbandoned"
     RECONCILE_ERROR = "ReconcileError"
+    RETENTION_FAILED = "RetentionFailed"
 
 
 # Degraded reasons that mean "a person must act": the phase says Blocked

@@ -12,6 +12,7 @@ from typing import Any
 from stratum_operator.builders.config import build_configmap
 from stratum_operator.builders.jobs import build_migration_job, migration_digest
 from stratum_operator.builders.network import build_pdb, build_pods_service, build_service
+from stratum_operator.builders.retention import build_retention_cronjob
 from stratum_operator.builders.statefulset import build_statefulset, config_hash
 from stratum_operator.builders.vitess import build_keyspace_job
 from stratum_operator.spec import StratumPoolSpec
@@ -28,10 +29,11 @@ class Children:
     migration: dict[str, Any] | None  # None when the backend needs none
     # only once the schema is ready: the StatefulSet first, then its Services and PDB
     workload: list[dict[str, Any]]
+    retention: dict[str, Any] | None  # the CronJob, once the schema is ready; None: none
 
     def all(self) -> list[dict[str, Any]]:
-        jobs = [job for job in (self.keyspace, self.migration) if job is not None]
-        return [self.config, *jobs, *self.workload]
+        optional = (self.keyspace, self.migration, self.retention)
+        return [self.config, *(o for o in optional if o is not None), *self.workload]
 
 
 def desired_objects(
@@ -52,4 +54,5 @@ def desired_objects(
             build_service(name, namespace, spec),
             build_pdb(name, namespace, spec),
         ],
+        retention=build_retention_cronjob(name, namespace, spec),
     )

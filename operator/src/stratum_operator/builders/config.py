@@ -59,6 +59,10 @@ def writer_settings(spec: StratumPoolSpec) -> dict[str, Any]:
     }
     if spec.persistence.backend == "vitess" and spec.vitess is not None:
         settings["vitess_shards"] = spec.vitess.shards  # one transaction per shard
+    if spec.persistence.backend == "sqlite" and spec.retention.enabled:
+        # its database is the pod's own file: the writer retains it (builders/retention.py)
+        settings["retention_share_days"] = spec.retention.share_days
+        settings["retention_rollup_days"] = spec.retention.rollup_days
     return settings
 
 

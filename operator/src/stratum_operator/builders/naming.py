@@ -121,5 +121,9 @@ def migration_job_name(pool: str, digest: str) -> str:
     return f"{pool}-migrate-{digest}"
 
 
+def retention_name(pool: str) -> str:
+    return f"{pool}-retention"
+
+
 def vitess_job_name(pool: str, digest: str) -> str:
     return f"{pool}-vitess-{digest}"

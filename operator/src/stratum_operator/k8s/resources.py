@@ -12,6 +12,7 @@ _KINDS = {
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("batch/v1", "Job"): "jobs",
+    ("batch/v1", "CronJob"): "cronjobs",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("stratum.io/v1alpha1", "StratumPool"): "stratumpools",
     ("planetscale.com/v2", "VitessCluster"): "vitessclusters",

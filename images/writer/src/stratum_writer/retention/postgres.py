@@ -10,6 +10,7 @@ dropped when that day expires, like any other.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import cast
 
@@ -35,6 +36,18 @@ WHERE i.inhparent = 'share_events'::regclass
 """
 _UPPER = re.compile(r"TO \('([^']+)'\)")
 _TS = "'epoch'::timestamptz + $1::bigint * interval '1 microsecond'"  # µs as a time
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    name: str
+    bound: str  # as pg_get_expr prints it
+    end: datetime | None  # its upper bound; None for the default partition
+    tuples: int  # the planner's estimate of its rows
+
+    @property
+    def from_the_start(self) -> bool:
+        return "FROM (MINVALUE)" in self.bound
 
 
 def _utc(day: date) -> datetime:
@@ -76,13 +89,14 @@ class PgRetainer(Retainer):
         assert self.conn is not None, "used outside 'async with'"
         return self.conn
 
-    async def _partitions(self) -> list[tuple[str, datetime | None, int]]:
-        return [(r[0], upper_bound(r[1]), r[2]) for r in await self._conn.fetch(_PARTITIONS)]
+    async def _partitions(self) -> list[Partition]:
+        rows = await self._conn.fetch(_PARTITIONS)
+        return sorted(Partition(r[0], r[1], upper_bound(r[1]), max(r[2], 0)) for r in rows)
 
     async def prepare(self, today: date) -> list[str]:
         """Every day from the end of the newest partition to AHEAD_DAYS after today, each
         with the shares the default partition holds for it."""
-        ends = [end.date() for _, end, _ in await self._partitions() if end is not None]
+        ends = [p.end.date() for p in await self._partitions() if p.end is not None]
         day = max(ends) if ends else today  # the days since, if no run made them, too
         made = []
         while day <= today + timedelta(days=AHEAD_DAYS):
@@ -113,12 +127,15 @@ class PgRetainer(Retainer):
     async def remove_shares(self, cutoff_us: int, report: RetentionReport) -> None:
         cutoff = datetime.fromtimestamp(cutoff_us / 1_000_000, UTC)
         removed = 0
-        for name, end, tuples in sorted(await self._partitions(), key=lambda p: p[0]):
-            if name != DEFAULT and end is not None and end <= cutoff:
-                await self._conn.execute(f"DROP TABLE {name}")
-                report.partitions_dropped.append(name)
-                removed += max(tuples, 0)  # the planner's count: a drop scans nothing
-        removed += await self._delete_batched(DEFAULT, "submitted_at", cutoff_us)
+        for part in await self._partitions():
+            if part.name != DEFAULT and part.end is not None and part.end <= cutoff:
+                await self._conn.execute(f"DROP TABLE {part.name}")
+                report.partitions_dropped.append(part.name)
+                removed += part.tuples  # the planner's count: a drop scans nothing
+            elif part.name == DEFAULT or part.from_the_start:
+                # not a day: the default partition, or 0003's (from the beginning of time
+                # to a day), which the cutoff may cut through: its older rows in batches
+                removed += await self._delete_batched(part.name, "submitted_at", cutoff_us)
         report.removed["share_events"] = removed
 
     async def remove_rows(self, table: str, column: str, cutoff_us: int) -> int:
