@@ -182,3 +182,25 @@ def test_sqlite_retains_in_its_writer_and_retention_can_be_off() -> None:
     settings = json.loads(lite.config["data"]["writer.json"])
     assert (settings["retention_share_days"], settings["retention_rollup_days"]) == (90, 400)
     assert desired_objects("p", "ns", spec(retention={"enabled": False})).retention is None
+
+
+def test_each_job_connects_with_its_own_credentials() -> None:
+    def secret_of(obj: dict[str, Any]) -> str:
+        template = obj["spec"].get("jobTemplate", obj)["spec"]["template"]["spec"]
+        (db,) = [v for v in template["volumes"] if v["name"] == "database"]
+        return str(db["secret"]["secretName"])
+
+    persistence = {"backend": "postgres", "databaseUrlSecret": {"name": "writer"},
+                   "migrationUrlSecret": {"name": "owner"}}  # fmt: skip
+    children = desired_objects("p", "ns", spec(persistence=persistence))
+    assert children.migration is not None and children.retention is not None
+    assert secret_of(children.migration) == "owner"  # DDL
+    assert secret_of(children.retention) == "owner"  # defaults to the migration's
+    pod = pod_of(children)
+    (db,) = [v for v in pod["volumes"] if v["name"] == "database"]
+    assert db["secret"]["secretName"] == "writer"
+    both = desired_objects(
+        "p", "ns", spec(persistence={**persistence, "retentionUrlSecret": {"name": "ret"}})
+    )
+    assert both.retention is not None and secret_of(both.retention) == "ret"
+    assert set(spec(persistence=persistence).secret_keys()) == {"writer", "owner"}

@@ -140,7 +140,12 @@ def test_the_spec_model_has_the_crds_defaults() -> None:
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     minimal = {
         "upstreams": ["stratum+tcp://p:1"],
-        "persistence": {"backend": "vitess", "databaseUrlSecret": {"name": "d"}},
+        "persistence": {
+            "backend": "vitess",
+            "databaseUrlSecret": {"name": "d"},
+            "migrationUrlSecret": {"name": "m"},
+            "retentionUrlSecret": {"name": "r"},
+        },
         "vitess": {"keyspace": "k", "vtctldAddress": "v:1"},
         "upstreamCredentials": {"name": "c"},
     }

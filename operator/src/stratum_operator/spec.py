@@ -60,10 +60,24 @@ class ProxySpec(_Model):
 
 
 class PersistenceSpec(_Model):
+    """Three credentials, least privilege each (docs/writer.md has the grants): the
+    writers' (``databaseUrlSecret``), the migration Job's (DDL), the retention
+    CronJob's; each of the last two defaults to the one before it."""
+
     backend: Literal["postgres", "mysql", "vitess", "sqlite"]
     database_url_secret: SecretKeyRef | None = Field(None, alias="databaseUrlSecret")
+    migration_url_secret: SecretKeyRef | None = Field(None, alias="migrationUrlSecret")
+    retention_url_secret: SecretKeyRef | None = Field(None, alias="retentionUrlSecret")
     batch_size: int = Field(5000, alias="batchSize")
     batch_timeout_ms: int = Field(200, alias="batchTimeoutMs")
+
+    @property
+    def migration_secret(self) -> SecretKeyRef | None:
+        return self.migration_url_secret or self.database_url_secret
+
+    @property
+    def retention_secret(self) -> SecretKeyRef | None:
+        return self.retention_url_secret or self.migration_secret
 
 
 class SpoolSpec(_Model):
@@ -144,9 +158,11 @@ class StratumPoolSpec(_Model):
         """Every Secret the pods read, with the keys they read from it; a missing one
         holds the rollout with a condition."""
         keys: dict[str, list[str]] = {}
-        if self.persistence.database_url_secret is not None:
-            ref = self.persistence.database_url_secret
-            keys.setdefault(ref.name, []).append(ref.key)
+        persistence = self.persistence
+        for ref in (persistence.database_url_secret, persistence.migration_url_secret,
+                    persistence.retention_url_secret):  # fmt: skip
+            if ref is not None and ref.key not in keys.get(ref.name, []):
+                keys.setdefault(ref.name, []).append(ref.key)
         if self.upstream_credentials is not None:
             creds = self.upstream_credentials
             keys.setdefault(creds.name, []).extend([creds.account_key, creds.password_key])

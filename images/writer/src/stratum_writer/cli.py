@@ -112,6 +112,7 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
     version = await database.schema_ready(
         backend, url, migrate_first or backend.dialect == "sqlite"
     )
+    await database.privileges_granted(backend, url)
     metrics.schema_version.set(version)
     metrics.backend_up.set(1)
     freeze_startup_heap()

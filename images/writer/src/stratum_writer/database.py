@@ -107,6 +107,22 @@ async def schema_ready(backend: Backend, url: str, migrate_first: bool) -> int:
     return version
 
 
+async def privileges_granted(backend: Backend, url: str) -> None:
+    """A writer's user lacking a grant storing needs fails at start, naming it, rather
+    than retrying a refused batch forever. Closes the backend when it fails."""
+    try:
+        missing = await backend.missing_privileges()
+    except Exception as exc:
+        await backend.close()
+        raise StartupError(f"cannot check privileges on {redact(url)}: {describe(exc)}") from None
+    if missing:
+        await backend.close()
+        raise StartupError(
+            f"the database user of {redact(url)} lacks what the writer needs: "
+            f"{'; '.join(missing)} (docs/writer.md lists the grants)"
+        )
+
+
 async def retain(config: WriterConfig, policy: RetentionPolicy, now: datetime | None,
                  summary_file: Path | None) -> int:  # fmt: skip
     """One retention run (the operator's CronJob): one JSON line of what it did, on

@@ -88,15 +88,16 @@ def build_job(
 
 
 def migration_digest(spec: Any) -> str:
-    secret = spec.persistence.database_url_secret
+    secret = spec.persistence.migration_secret
     return naming.content_hash(
         spec.writer_image, spec.persistence.backend, secret.model_dump() if secret else None
     )
 
 
 def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] | None:
-    """None for SQLite: its database is a file in each pod, migrated by the writer itself."""
-    secret = spec.persistence.database_url_secret
+    """None for SQLite: its database is a file in each pod, migrated by the writer itself.
+    It connects with the migration credentials (DDL), not the writers'."""
+    secret = spec.persistence.migration_secret
     if secret is None:
         return None
     container = {

@@ -43,8 +43,8 @@ def build_retention_cronjob(
     name: str, namespace: str, spec: StratumPoolSpec
 ) -> dict[str, Any] | None:
     """None when retention is off, or the database is SQLite (the writer retains)."""
-    secret = spec.persistence.database_url_secret
-    if not spec.retention.enabled or secret is None:
+    secret = spec.persistence.retention_secret
+    if not spec.retention.enabled or spec.persistence.backend == "sqlite" or secret is None:
         return None
     container = {
         "name": "retain",

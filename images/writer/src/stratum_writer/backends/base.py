@@ -80,6 +80,11 @@ class Backend(ABC):
     @abstractmethod
     def classify(self, exc: BaseException) -> ErrorKind: ...
 
+    async def missing_privileges(self) -> list[str]:
+        """What the writer's user may not do of what storing needs (``RUNTIME_GRANTS``
+        of the dialect), each as ``PRIVILEGE on table``; empty when all is granted."""
+        return []
+
 
 class Transaction(ABC):
     """The statements ``Backend.store`` needs, inside one database transaction."""

@@ -83,6 +83,27 @@ _ADD_HISTORY_KEY = (
     f" ADD COLUMN shard_key BIGINT UNSIGNED NOT NULL DEFAULT {HISTORY_KEY}"
 )
 _MIGRATION_LOCK = "stratum_schema_migrations"
+# What a writer's user needs, and nothing more (docs/writer.md prints them; a test runs
+# them and the writer's tests pass with them). UPDATE on share_events: MySQL asks it of
+# ON DUPLICATE KEY UPDATE (the no-op that skips a stored share) and of SELECT ... FOR
+# UPDATE (the replay path); no row of it is ever changed. No DELETE, no DDL.
+RUNTIME_GRANTS = (
+    "GRANT SELECT, INSERT, UPDATE ON {database}.share_events TO {user}",
+    "GRANT SELECT, INSERT, UPDATE ON {database}.worker_stats_minute TO {user}",
+    "GRANT SELECT, INSERT, UPDATE ON {database}.workers TO {user}",
+    "GRANT SELECT ON {database}.schema_migrations TO {user}",
+)
+# the statements storing runs, as EXPLAIN checks their privileges without running them
+_PROBES = (
+    "EXPLAIN INSERT INTO share_events (share_id) VALUES (X'00') "
+    "ON DUPLICATE KEY UPDATE share_id = share_id",
+    "EXPLAIN SELECT share_id FROM share_events WHERE share_id = X'00' FOR UPDATE",
+    "EXPLAIN INSERT INTO worker_stats_minute (pool) VALUES ('') "
+    "ON DUPLICATE KEY UPDATE accepted = accepted + 1",
+    "EXPLAIN INSERT INTO workers (pool) VALUES ('') ON DUPLICATE KEY UPDATE last_seen = last_seen",
+    "EXPLAIN SELECT max(version) FROM schema_migrations",
+)
+_DENIED = {1142, 1143}  # "<command> command denied to user ... for table ..."
 
 # MySQL error numbers by what the writer does about them.
 _OUTAGE = {1021, 1040, 1044, 1045, 1046, 1049, 1053, 1114, 1146, 1290, 1927, 2002, 2003,
@@ -280,6 +301,26 @@ class MySQLBackend(Backend):
             row = await cur.fetchone()
             await conn.commit()
             return int(row[0] or 0)
+
+    async def missing_privileges(self) -> list[str]:
+        """The server's own words for each storing statement it would refuse. Through
+        vtgate the users are vtgate's (its table ACLs), so nothing is probed there."""
+        if self._pool is None:
+            raise ConnectionError("backend is not connected")
+        if self.shard_map is not None:
+            return []
+        missing = []
+        async with self._pool.acquire() as conn, conn.cursor() as cur:
+            for probe in _PROBES:
+                try:
+                    await cur.execute(probe)
+                except pymysql.err.MySQLError as exc:
+                    if exc.args and exc.args[0] in _DENIED:
+                        missing.append(str(exc.args[1]))
+                    else:
+                        raise
+            await conn.rollback()
+        return missing
 
     def classify(self, exc: BaseException) -> ErrorKind:
         if isinstance(exc, TypeError | ValueError | OverflowError):

@@ -76,6 +76,19 @@ def _upsert_sql(aggregate: Aggregate) -> str:
 
 
 _UPSERT = {aggregate.table: _upsert_sql(aggregate) for aggregate in AGGREGATES}
+# What a writer's user needs, and nothing more (docs/writer.md prints them; a test runs
+# them and the writer's tests pass with them). TEMPORARY: the copy strategy's staging
+# table. No UPDATE or DELETE on share_events: a stored share is never changed.
+RUNTIME_GRANTS = (
+    "GRANT SELECT, INSERT ON share_events TO {user}",
+    "GRANT SELECT, INSERT, UPDATE ON worker_stats_minute, workers TO {user}",
+    "GRANT SELECT ON schema_migrations TO {user}",
+    "GRANT TEMPORARY ON DATABASE {database} TO {user}",
+)
+# RUNTIME_GRANTS as has_*_privilege checks them
+_NEEDED = [("share_events", p) for p in ("SELECT", "INSERT")] + [
+    (t, p) for t in ("worker_stats_minute", "workers") for p in ("SELECT", "INSERT", "UPDATE")
+] + [("schema_migrations", "SELECT")]  # fmt: skip
 _MIGRATION_LOCK = 0x5354524154554D  # "STRATUM": one advisory lock for every migrating Job
 _BOOTSTRAP = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -210,6 +223,21 @@ class PostgresBackend(Backend):
         except asyncpg.UndefinedTableError:
             return 0
         return int(version or 0)
+
+    async def missing_privileges(self) -> list[str]:
+        if self._pool is None:
+            raise ConnectionError("backend is not connected")
+        missing = []
+        for table, privilege in _NEEDED:
+            if not await self._pool.fetchval(
+                "SELECT has_table_privilege($1, $2)", table, privilege
+            ):
+                missing.append(f"{privilege} on {table}")
+        if self.strategy == "copy" and not await self._pool.fetchval(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+        ):
+            missing.append("TEMPORARY on the database (the copy strategy's staging table)")
+        return missing
 
     def classify(self, exc: BaseException) -> ErrorKind:
         if isinstance(exc, asyncpg.DataError | TypeError | ValueError | OverflowError):

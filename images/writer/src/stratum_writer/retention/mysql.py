@@ -21,6 +21,15 @@ from stratum_writer.backends.mysql import MySQLBackend
 from stratum_writer.backends.sql_literals import binary, timestamp
 from stratum_writer.retention import BATCH, Retainer, RetentionReport, cutoff_id
 
+# What the retention CronJob's user needs on MySQL and MariaDB (docs/writer.md; a test
+# runs retain with exactly these)
+RETENTION_GRANTS = (
+    "GRANT SELECT, DELETE ON {database}.share_events TO {user}",
+    "GRANT SELECT, DELETE ON {database}.worker_stats_minute TO {user}",
+    "GRANT SELECT, DELETE ON {database}.workers TO {user}",
+    "GRANT SELECT ON {database}.schema_migrations TO {user}",
+)
+
 
 class MyRetainer(Retainer):
     def __init__(self, backend: Backend) -> None:
