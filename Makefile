@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema chart-crd clean
+.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-retention bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema chart-crd clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -42,10 +42,13 @@ fmt: provision
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: bench-writer bench-proxy bench-operator bench-vitess bench-images
+bench: bench-writer bench-retention bench-proxy bench-operator bench-vitess bench-images
 
 bench-writer: provision
 	PYTHONPATH=tests $(PY) -m bench.writer
+
+bench-retention: provision
+	PYTHONPATH=tests $(PY) -m bench.retention
 
 bench-proxy: provision
 	PYTHONPATH=tests $(PY) -m bench.proxy

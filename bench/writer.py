@@ -139,7 +139,7 @@ _PG_ONE = (
         else f"${i}"
         for i, f in enumerate(FIELDS, 1)
     )
-    + ") ON CONFLICT (share_id) DO NOTHING"
+    + ") ON CONFLICT (share_id, submitted_at) DO NOTHING"
 )
 _LITE_ONE = f"INSERT OR IGNORE INTO share_events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 
