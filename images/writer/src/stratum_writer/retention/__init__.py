@@ -5,8 +5,10 @@ registry entries of workers unseen for as long, are removed in bounded steps:
 
 - PostgreSQL (``postgres.py``): ``share_events`` is partitioned by day; expired days are
   dropped whole, never deleted row by row, and the days ahead are made before they are
-  needed. Each DDL waits at most ``LOCK_TIMEOUT``; an advisory lock lets one run at a
-  time (a second run at once finds it held and does nothing).
+  needed. A DDL waits for its lock at most ``LOCK_WAIT`` a try (a DDL waiting for its
+  lock queues every insert behind it), and tries again, ``DDL_TRIES`` times, before it
+  is left to the next run; an advisory lock lets one run at a time (a second run at
+  once finds it held and does nothing).
 - MySQL, MariaDB, Vitess (``mysql.py``) and SQLite (``sqlite.py``): batched deletes by
   primary-key range (``share_id`` starts with its time, so a range of time is a
   contiguous range at the left edge of the clustered key), ``BATCH`` rows a transaction;
@@ -34,7 +36,8 @@ log = logging.getLogger("stratum_writer.retention")
 RETAIN_EVERY_S = 3600.0  # the writer's own schedule (SQLite)
 BATCH = 5000  # rows per delete statement and transaction: locks held for milliseconds
 AHEAD_DAYS = 2  # PostgreSQL: days made ahead of today, so a day boundary needs no DDL
-LOCK_TIMEOUT = "5s"  # PostgreSQL: a DDL that would wait longer gives up until next run
+LOCK_WAIT = "200ms"  # PostgreSQL: the longest a DDL may hold up the writers' inserts
+DDL_TRIES = 30  # then it is left for the next run
 
 
 @dataclass(frozen=True)

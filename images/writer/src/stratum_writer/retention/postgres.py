@@ -9,6 +9,8 @@ dropped when that day expires, like any other.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,7 +23,8 @@ from stratum_writer.backends.postgres import PostgresBackend
 from stratum_writer.retention import (
     AHEAD_DAYS,
     BATCH,
-    LOCK_TIMEOUT,
+    DDL_TRIES,
+    LOCK_WAIT,
     Locked,
     Retainer,
     RetentionReport,
@@ -73,7 +76,7 @@ class PgRetainer(Retainer):
 
     async def __aenter__(self) -> PgRetainer:
         self.conn = await asyncpg.connect(self.dsn, timeout=10)
-        await self.conn.execute(f"SET TIME ZONE 'UTC'; SET lock_timeout = '{LOCK_TIMEOUT}'")
+        await self.conn.execute("SET TIME ZONE 'UTC'")
         if not await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", _RETAIN_LOCK):
             await self.close()
             raise Locked("another retain run holds the lock: nothing done")
@@ -100,38 +103,48 @@ class PgRetainer(Retainer):
         day = max(ends) if ends else today  # the days since, if no run made them, too
         made = []
         while day <= today + timedelta(days=AHEAD_DAYS):
-            await self._make_day(day)
+            if not await self._make_day(day):
+                break  # the days after it wait for the next run: they follow on from it
             made.append(_name(day))
             day += timedelta(days=1)
         return made
 
-    async def _make_day(self, day: date) -> None:
+    async def _ddl(self, *statements: tuple[str, tuple[object, ...]]) -> bool:
+        """Statements in one transaction, each waiting at most LOCK_WAIT for its lock;
+        tried again after a pause, DDL_TRIES times; False when never done."""
+        for _ in range(DDL_TRIES):
+            try:
+                async with self._conn.transaction():
+                    await self._conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                    for sql, args in statements:
+                        await self._conn.execute(sql, *args)
+                return True
+            except asyncpg.LockNotAvailableError:
+                await asyncio.sleep(random.uniform(0.1, 0.3))  # the writers' turn
+        return False
+
+    async def _make_day(self, day: date) -> bool:
         """One transaction: the day's table, the default partition's shares of that day
         moved into it, then attached (which checks the default holds none left)."""
         name, low, high = _name(day), _utc(day), _utc(day + timedelta(days=1))
-        async with self._conn.transaction():
-            await self._conn.execute(
-                f"CREATE TABLE {name} (LIKE share_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-            )
-            await self._conn.execute(
-                f"WITH moved AS (DELETE FROM {DEFAULT} WHERE submitted_at >= $1 "
-                f"AND submitted_at < $2 RETURNING *) INSERT INTO {name} SELECT * FROM moved",
-                low,
-                high,
-            )
-            await self._conn.execute(
-                f"ALTER TABLE share_events ATTACH PARTITION {name} "
-                f"FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')"
-            )
+        return await self._ddl(
+            (f"CREATE TABLE {name} (LIKE share_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+             ()),
+            (f"WITH moved AS (DELETE FROM {DEFAULT} WHERE submitted_at >= $1 "
+             f"AND submitted_at < $2 RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+             (low, high)),
+            (f"ALTER TABLE share_events ATTACH PARTITION {name} "
+             f"FOR VALUES FROM ('{low.isoformat()}') TO ('{high.isoformat()}')", ()),
+        )  # fmt: skip
 
     async def remove_shares(self, cutoff_us: int, report: RetentionReport) -> None:
         cutoff = datetime.fromtimestamp(cutoff_us / 1_000_000, UTC)
         removed = 0
         for part in await self._partitions():
             if part.name != DEFAULT and part.end is not None and part.end <= cutoff:
-                await self._conn.execute(f"DROP TABLE {part.name}")
-                report.partitions_dropped.append(part.name)
-                removed += part.tuples  # the planner's count: a drop scans nothing
+                if await self._ddl((f"DROP TABLE {part.name}", ())):
+                    report.partitions_dropped.append(part.name)
+                    removed += part.tuples  # the planner's count: a drop scans nothing
             elif part.name == DEFAULT or part.from_the_start:
                 # not a day: the default partition, or 0003's (from the beginning of time
                 # to a day), which the cutoff may cut through: its older rows in batches
