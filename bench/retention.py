@@ -2,13 +2,13 @@
 
 Same rows, same run, side by side:
 
-- **MariaDB, one day of shares removed two ways**: our batched deletes by primary-key
-  range (``stratum-writer retain``), and ``ALTER TABLE ... DROP PARTITION`` on the same
-  table partitioned ``RANGE COLUMNS(share_id)`` by day (the time-prefixed key makes a
-  day a key range). Each is timed alone, and beside a writer storing new shares: the
-  writer's shares/s with it running, against the writer alone on the same rows.
-- **PostgreSQL**: our retention (the expired day's partition dropped whole) beside the
-  writer, against the writer alone.
+- **MariaDB, one day of shares removed two ways** by ``stratum-writer retain``: ours,
+  the table partitioned by day (``RANGE COLUMNS(share_id)``, migration 0003) and the
+  expired day dropped whole; and ``batched-delete``, the same table with its
+  partitioning removed, where retain deletes by primary-key range in batches (what it
+  does on a Vitess shard). Each is timed alone, and beside a writer storing new shares:
+  the writer's shares/s with it running, against the writer alone on the same rows.
+- **PostgreSQL**: ours (the expired day's partition dropped whole), the same way.
 
 Sizes: BENCH_RETENTION_DAY (shares per old day, default 250,000; four old days) and
 BENCH_RETENTION_NEW (shares the writer stores, default 600,000).
@@ -34,7 +34,7 @@ from harness.databases import MariaDBServer, PostgresServer
 from harness.writer import WriterProcess
 from sharelog.event import Row
 from sharelog.synthetic import synthetic_events
-from stratum_writer.retention import cutoff_id, midnight_us
+from stratum_writer.retention import midnight_us
 
 PER_DAY = int(os.environ.get("BENCH_RETENTION_DAY", "250000"))
 NEW = int(os.environ.get("BENCH_RETENTION_NEW", "600000"))
@@ -83,14 +83,12 @@ def beside(spool: Path, url: str, work: Path, remove: Removal | None) -> tuple[f
     return rate, took[0] if took else 0.0
 
 
-def partition_by_day(maria: MariaDBServer, db: str) -> str:
-    parts = [
-        f"PARTITION d{n} VALUES LESS THAN (X'{cutoff_id(midnight_us(DAY0 + timedelta(days=n + 1))).hex()}')"
-        for n in range(OLD_DAYS)
-    ]
-    maria.sql("ALTER TABLE share_events PARTITION BY RANGE COLUMNS(share_id) ("
-              + ", ".join([*parts, "PARTITION later VALUES LESS THAN (MAXVALUE)"]) + ")", db)  # fmt: skip
-    return "ALTER TABLE share_events DROP PARTITION d0"
+def make_old_days(writer: WriterProcess) -> None:
+    """The old days' partitions, made as the CronJob would have made them on those days."""
+    for n in (0, 3):
+        at = datetime.combine(DAY0 + timedelta(days=n), datetime.min.time(), UTC)
+        timed((writer.command("retain", "--share-days", "1000", "--rollup-days", "1000",
+                              "--now", at.isoformat()), writer.env()))  # fmt: skip
 
 
 def main() -> int:
@@ -112,27 +110,26 @@ def main() -> int:
         url = maria.create_database(name)
         writer = WriterProcess(spool, url)
         assert writer.run_command("migrate").returncode == 0
-        drop = partition_by_day(maria, name) if partitioned else None
+        if partitioned:
+            make_old_days(writer)
+        else:
+            maria.sql("ALTER TABLE share_events REMOVE PARTITIONING", name)
         load_data(Target(maria.port, name, client=tuple(client)), rows, work)
-        return url, ([*client, name, "-e", drop], {**os.environ}) if drop else retain_argv(writer)
+        return url, retain_argv(writer)
 
     def fresh_pg() -> tuple[str, Removal]:
         name = f"p{next(names)}"
         url = pg.create_database(name)
         writer = WriterProcess(spool, url)
         assert writer.run_command("migrate").returncode == 0
-        # the old days' partitions, made as the CronJob would have made them on those days
-        for n in (0, 3):
-            at = datetime.combine(DAY0 + timedelta(days=n), datetime.min.time(), UTC)
-            timed((writer.command("retain", "--share-days", "1000", "--rollup-days", "1000",
-                                  "--now", at.isoformat()), writer.env()))  # fmt: skip
+        make_old_days(writer)
         pg_copy(pg, name, rows, work)
         return url, retain_argv(writer)
 
     try:
         systems: list[tuple[str, str, Callable[[], tuple[str, Removal]]]] = [
-                   ("mariadb", "ours", lambda: fresh_maria(False)),
-                   ("mariadb", "drop-partition", lambda: fresh_maria(True)),
+                   ("mariadb", "ours", lambda: fresh_maria(True)),
+                   ("mariadb", "batched-delete", lambda: fresh_maria(False)),
                    ("postgres", "ours", fresh_pg)]  # fmt: skip
         for backend, system, fresh in systems:
             _, removal = fresh()

@@ -29,6 +29,8 @@ def render(dialect: str) -> str:
         raise ValueError("only the mysql schema is exported (it is Vitess's schema)")
     parts = [_HEADER.format(dialect=dialect), MYSQL_BOOTSTRAP + ";\n"]
     for migration in load_migrations(dialect):
+        if not migration.on_vitess:
+            continue  # vtgate doesn't run it either (partitions: docs/writer.md)
         parts.append(f"\n-- {migration.name}\n")
         parts.extend(s + ";\n" for s in migration.statements() if _is_ddl(s))
     return "".join(parts)

@@ -124,6 +124,12 @@ class Migration:
     def drops_shares(self) -> bool:
         return self.down_sql.lstrip().startswith("-- drops: shares")
 
+    @property
+    def on_vitess(self) -> bool:
+        """False for a MySQL migration vtgate can't run (its first line says
+        ``-- vitess: not applied``): on Vitess it is recorded, not run."""
+        return not self.sql.lstrip().startswith("-- vitess: not applied")
+
     def statements(self) -> list[str]:
         return split_statements(self.sql)
 
@@ -185,6 +191,10 @@ class MigrationSession(ABC):
         dialect's DDL is transactional (PostgreSQL); MySQL commits each DDL itself."""
         return nullcontext()
 
+    def runs(self, migration: Migration) -> bool:
+        """Whether its statements run here (all but Vitess run every migration)."""
+        return True
+
 
 async def run_migrations(
     session: MigrationSession, dialect: str, *, down: int = 0, drop_shares: bool = False
@@ -204,7 +214,7 @@ async def run_migrations(
         todo = [m for m in known if m.version not in done]
         for migration in todo:
             async with session.atomic():
-                for statement in migration.statements():
+                for statement in migration.statements() if session.runs(migration) else []:
                     await session.execute(statement)
                 await session.record(migration)
         return [m.version for m in todo]
@@ -218,7 +228,7 @@ async def run_migrations(
             )
     for migration in undo:
         async with session.atomic():
-            for statement in migration.down_statements():
+            for statement in migration.down_statements() if session.runs(migration) else []:
                 await session.execute(statement)
             await session.unrecord(migration)
     return [m.version for m in undo]

@@ -188,8 +188,12 @@ class _MyTransaction(Transaction):
 
 
 class _MyMigrations(MigrationSession):
-    def __init__(self, cur: aiomysql.Cursor) -> None:
+    def __init__(self, cur: aiomysql.Cursor, *, vitess: bool) -> None:
         self.cur = cur
+        self.vitess = vitess
+
+    def runs(self, migration: Migration) -> bool:
+        return migration.on_vitess or not self.vitess
 
     async def applied(self) -> set[int]:
         await self.cur.execute(_BOOTSTRAP)
@@ -282,7 +286,7 @@ class MySQLBackend(Backend):
                 # MySQL DDL is not transactional: a named lock makes concurrent Jobs take
                 # turns, and each migration is recorded right after its statements.
                 await cur.execute("SELECT GET_LOCK(%s, 300)", (_MIGRATION_LOCK,))
-                yield _MyMigrations(cur)
+                yield _MyMigrations(cur, vitess=self.shard_map is not None)
                 await cur.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
         finally:
             conn.close()
