@@ -36,7 +36,8 @@ def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in pods if is_ready(p)]
 
 
-def _samples(text: str) -> dict[str, float]:
+def samples(text: str) -> dict[str, float]:
+    """Prometheus text as one number per sample name (labels summed)."""
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -47,7 +48,7 @@ def _samples(text: str) -> dict[str, float]:
 async def _scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
     async with session.get(url) as response:
         response.raise_for_status()
-        return _samples(await response.text())
+        return samples(await response.text())
 
 
 async def read_pods(
