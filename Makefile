@@ -6,7 +6,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 PACKAGES := packages/sharelog/src packages/stratum-sim/src images/writer/src images/proxy/src operator/src
 
-.PHONY: help provision demo test test-fast test-e2e lint fmt bench bench-writer bench-retention bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema chart-crd clean
+.PHONY: help provision provision-demo demo test test-fast test-e2e lint fmt bench bench-writer bench-retention bench-proxy bench-operator bench-vitess bench-images images test-images vitess-schema chart-crd clean
 
 help:
 	@echo "make demo         run the share pipeline on embedded defaults (SQLite)"
@@ -19,7 +19,11 @@ help:
 provision:
 	@bash tools/provision.sh
 
-demo: provision
+# the demo needs Python, our packages and SQLite only: no Go, no servers
+provision-demo:
+	@bash tools/provision.sh demo
+
+demo: provision-demo
 	$(PY) -m demo
 
 test: provision lint

@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, and nothing when it is all there.
 # Idempotent: every step checks before it acts, so a warm machine passes in about a second.
+# `provision.sh demo` (what `make demo` runs) installs only what the demo needs: Python,
+# the project's packages and SQLite (Python's own); no database server, no Go, no
+# control plane, so a fresh machine runs the demo in minutes.
 set -euo pipefail
+scope="${1:-all}"
+case "$scope" in all|demo) ;; *) echo "provision: unknown scope '$scope' (all, demo)" >&2; exit 2;; esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="${VENV:-$here/.venv}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 
 need_apt=()
-# PostgreSQL and MariaDB server binaries: the tests start their own throw-away instances,
-# so only the binaries are needed; no system service is started or used.
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
-command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
 command -v "$python" >/dev/null 2>&1 || need_apt+=(python3.11 python3.11-venv)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates and keys
-# make images: buildah (daemonless, chroot isolation; crun is the runtime it recommends)
-# and debootstrap for the stand-in base when the public one can't be pulled
-command -v buildah >/dev/null 2>&1 || need_apt+=(buildah crun)
-command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
-# the interop tests' foreign Stratum peers come from the npm registry (tests/harness/foreign.py)
-command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ "$scope" = all ]; then
+  # PostgreSQL and MariaDB server binaries: the tests start their own throw-away instances,
+  # so only the binaries are needed; no system service is started or used.
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server mariadb-client)
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test certificates and keys
+  # make images: buildah (daemonless, chroot isolation; crun is the runtime it recommends)
+  # and debootstrap for the stand-in base when the public one can't be pulled
+  command -v buildah >/dev/null 2>&1 || need_apt+=(buildah crun)
+  command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+  # the interop tests' foreign Stratum peers come from the npm registry (tests/harness/foreign.py)
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "provision: installing ${need_apt[*]} from Debian" >&2
@@ -52,6 +59,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
   "$venv/bin/pip" install -q "${args[@]}"
   echo "$inputs" > "$stamp"
 fi
+
+[ "$scope" = demo ] && exit 0
 
 # The real control plane, helm and Vitess's vtctld for the tests: built from the Go
 # module proxy, pinned, cached outside the repo (minutes the first time, then instant).
