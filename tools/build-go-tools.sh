@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests need from the Go module proxy, pinned, cached outside
 # the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and Vitess's
-# vtctld, vtctldclient, vttablet and vtgate (and our vitess-check on its packages). Idempotent: a tool whose binary is cached is not rebuilt.
+# vtctld, vtctldclient, vttablet and vtgate (and our vitess-check on its packages), and
+# Prometheus and promtool. Idempotent: a tool whose binary is cached is not rebuilt.
 #
 #   tools/build-go-tools.sh [TOOL...]   (default: all; prints the bin directory last)
 #
@@ -15,6 +16,7 @@ K8S_VERSION=v1.35.4
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.20.2
 VITESS_VERSION=v0.24.4
+PROMETHEUS_VERSION=v0.316.0  # the Go module of Prometheus 3.x: prometheus and promtool
 
 cache="${STRATUM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum-operator}"
 bin="$cache/bin"
@@ -113,15 +115,37 @@ build_vitess() {
   )
 }
 
+build_prometheus() {
+  # the server (its web UI's assets are not built in: the API is what the tests use) and
+  # promtool, for the chart's alert rules and their unit tests
+  local need=()
+  for t in prometheus promtool; do fresh "$t" "$PROMETHEUS_VERSION" || need+=("$t"); done
+  [ ${#need[@]} -eq 0 ] && return
+  log "building ${need[*]} $PROMETHEUS_VERSION (minutes)"
+  local dir
+  dir=$(wrapper prometheus "$PROMETHEUS_VERSION" \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+  (
+    cd "$dir"
+    go get "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" >/dev/null
+    go mod tidy
+    for t in "${need[@]}"; do
+      go build -o "$bin/$t" "github.com/prometheus/prometheus/cmd/$t"
+      stamp "$t" "$PROMETHEUS_VERSION"
+    done
+  )
+}
+
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes helm vitess)
+[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes helm vitess prometheus)
 for w in "${wanted[@]}"; do
   case "$w" in
     etcd) build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
     kubernetes) build_kubernetes ;;
     helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     vitess) build_vitess ;;
-    *) log "unknown tool $w (etcd, kubernetes, helm, vitess)"; exit 2 ;;
+    prometheus) build_prometheus ;;
+    *) log "unknown tool $w (etcd, kubernetes, helm, vitess, prometheus)"; exit 2 ;;
   esac
 done
 echo "$bin"

@@ -68,7 +68,7 @@ if ! command -v go >/dev/null 2>&1; then
   echo "provision: Go is needed to build the test control plane (kube-apiserver, etcd, helm)" >&2
   exit 1
 fi
-bash "$here/tools/build-go-tools.sh" etcd kubernetes helm vitess >/dev/null
+bash "$here/tools/build-go-tools.sh" etcd kubernetes helm vitess prometheus >/dev/null
 # MySQL 9.7 for the mysql backend's tests and Vitess's tablets: Debian unstable's, in a
 # root of its own made with debootstrap (minutes and ~800 MB the first time, then instant)
 bash "$here/tools/build-mysql-root.sh" >/dev/null

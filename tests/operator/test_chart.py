@@ -119,3 +119,34 @@ def test_the_check_passes_on_a_working_operator_and_names_what_fails(
     assert ok.stdout.count("ok ") == 3 and "FAIL" not in ok.stdout
     down = check(f"http://127.0.0.1:{free_port()}/healthz")
     assert down.returncode == 1 and "FAIL  the operator at" in down.stdout, down.stdout
+
+
+def test_monitoring_carries_the_alert_file_and_scrapes_both_ports_of_every_pool_pod(
+    installed_chart: ControlPlane,
+) -> None:
+    from stratum_operator.builders import desired_objects
+    from stratum_operator.spec import parse_spec
+
+    rendered = helm(installed_chart, "template", "stratum-operator", str(CHART), "-n",
+                    "stratum-system", "--kube-version", "1.31.0",
+                    "--set", "monitoring.prometheusRule.enabled=true",
+                    "--set", "monitoring.poolPodMonitor.enabled=true")  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered.stdout) if d}
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert docs["PrometheusRule"]["spec"]["groups"] == alerts["groups"]
+    monitor = docs["PodMonitor"]["spec"]
+    spec = parse_spec({"upstreams": ["stratum+tcp://p:1"], "persistence": {"backend": "sqlite"}})
+    sts = desired_objects("p", "ns", spec).workload[0]
+    template = sts["spec"]["template"]
+    assert monitor["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    assert {e["port"] for e in monitor["podMetricsEndpoints"]} == {
+        "proxy-metrics",
+        "writer-metrics",
+    }
+    assert {e["port"] for e in monitor["podMetricsEndpoints"]} <= ports
+    plain = helm(installed_chart, "template", "stratum-operator", str(CHART), "-n", "s",
+                 "--kube-version", "1.31.0")  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    assert "PrometheusRule" not in plain.stdout and "stratum-pool" not in plain.stdout  # opt-in
