@@ -29,8 +29,8 @@ def series(name: str, values: str, **labels: str) -> dict[str, str]:
 # prints it), (silent: series, minute). Series values are one per minute.
 CASES: dict[str, tuple[tuple[list[dict[str, str]], int, dict[str, str], str], tuple[list[dict[str, str]], int]]] = {
     "StratumSpoolDroppingShares": (
-        ([series("stratum_proxy_spool_dropped_total", "0 0 5 5")], 3, {}, ""),
-        ([series("stratum_proxy_spool_dropped_total", "0 0 0 0")], 3)),
+        ([series("stratum_proxy_spool_dropped", "0 0 5 5")], 3, {}, ""),
+        ([series("stratum_proxy_spool_dropped", "0 0 0 0")], 3)),
     "StratumDeadLetters": (
         ([series("stratum_writer_dead_letters_total", "0 1 1 1")], 3, {}, ""),
         ([series("stratum_writer_dead_letters_total", "2 2 2 2")], 3)),
