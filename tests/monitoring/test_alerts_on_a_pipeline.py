@@ -4,6 +4,7 @@ rule evaluates without error, and every series they read is there."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -53,3 +54,30 @@ def test_every_rule_evaluates_on_real_series(scraped: PrometheusServer) -> None:
     # a healthy pipeline fires nothing
     firing = [a for a in scraped.api("alerts")["alerts"] if a["state"] == "firing"]
     assert firing == [], firing
+
+
+DASHBOARDS = sorted((ROOT / "charts" / "stratum-operator" / "files" / "dashboards").glob("*.json"))
+
+
+def test_every_dashboard_panel_is_complete() -> None:
+    """No Grafana schema validator is to be had from a registry here, so each panel is
+    checked for what Grafana needs: a Prometheus datasource, a query, a unit."""
+    assert DASHBOARDS
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        assert board["uid"] and board["title"] and board["schemaVersion"] >= 36
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{path.name}: panel ids repeat"
+        for panel in board["panels"]:
+            assert panel["datasource"]["type"] == "prometheus", panel["title"]
+            assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+            assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"])
+
+
+def test_every_dashboard_query_returns_data_on_a_running_pipeline(
+    scraped: PrometheusServer,
+) -> None:
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                assert scraped.query(target["expr"]), f"{panel['title']}: {target['expr']}"

@@ -3,6 +3,7 @@ and gives the operator exactly the permissions it uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -150,3 +151,18 @@ def test_monitoring_carries_the_alert_file_and_scrapes_both_ports_of_every_pool_
                  "--kube-version", "1.31.0")  # fmt: skip
     assert plain.returncode == 0, plain.stderr
     assert "PrometheusRule" not in plain.stdout and "stratum-pool" not in plain.stdout  # opt-in
+
+
+def test_the_dashboards_are_configmaps_grafanas_sidecar_loads(
+    installed_chart: ControlPlane,
+) -> None:
+    rendered = helm(installed_chart, "template", "stratum-operator", str(CHART), "-n",
+                    "stratum-system", "--kube-version", "1.31.0",
+                    "--set", "monitoring.dashboards.enabled=true")  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    maps = [d for d in yaml.safe_load_all(rendered.stdout)
+            if d and d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]  # fmt: skip
+    files = sorted((CHART / "files" / "dashboards").glob("*.json"))
+    assert len(maps) == len(files) >= 1
+    for config, path in zip(sorted(maps, key=lambda m: m["metadata"]["name"]), files, strict=True):
+        assert json.loads(config["data"][path.name]) == json.loads(path.read_text())
