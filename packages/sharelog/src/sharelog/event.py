@@ -115,6 +115,17 @@ def make_share_id(
     return submitted_at_us.to_bytes(_TIME_PREFIX_BYTES, "big") + digest
 
 
+def first_share_id_at(submitted_at_us: int) -> bytes:
+    """The smallest share_id of any share submitted at or after ``submitted_at_us``:
+    every share submitted earlier sorts below it, so a span of time is a key range."""
+    return submitted_at_us.to_bytes(_TIME_PREFIX_BYTES, "big") + bytes(_HASH_BYTES)
+
+
+def submitted_at_of(share_id: bytes) -> int:
+    """When a share was submitted (microseconds), read from its id's time prefix."""
+    return int.from_bytes(share_id[:_TIME_PREFIX_BYTES], "big")
+
+
 def make_shard_key(user_identity: str) -> int:
     """The Vitess sharding column: a stable, positive 63-bit hash of the miner's account.
 

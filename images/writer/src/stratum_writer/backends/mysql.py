@@ -60,6 +60,7 @@ def _upsert_sql(aggregate: Aggregate) -> str:
 
 
 _UPSERT = {aggregate.table: _upsert_sql(aggregate) for aggregate in AGGREGATES}
+_LITERAL = {aggregate.table: aggregate_literal(aggregate) for aggregate in AGGREGATES}
 # The migration history carries a constant shard_key (0): on Vitess it is sharded by it
 # like the share tables (vitess/vschema.json), so every statement about it names one
 # keyspace id and goes to the one shard that owns it. vtgate can't insert into a table
@@ -177,7 +178,7 @@ class _MyTransaction(Transaction):
         return new
 
     async def upsert(self, aggregate: Aggregate, rows: list[AggregateRow]) -> None:
-        literal = aggregate_literal(aggregate)
+        literal = _LITERAL[aggregate.table]
         for i in range(0, len(rows), _CHUNK):
             values = ",".join(map(literal, rows[i : i + _CHUNK]))
             await self._execute(_UPSERT[aggregate.table].format(values=values))

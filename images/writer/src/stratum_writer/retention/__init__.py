@@ -24,11 +24,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from sharelog.event import submitted_at_of
 from stratum_writer.backends import Backend
 
 log = logging.getLogger("stratum_writer.retention")
@@ -82,7 +84,7 @@ class Retainer(ABC):
         """Delete rows of ``table`` whose ``column`` (a time) is before the cutoff."""
 
     @abstractmethod
-    async def oldest_share_us(self) -> int | None: ...
+    async def oldest_share_id(self) -> bytes | None: ...
 
     async def __aenter__(self) -> Retainer:
         return self
@@ -102,10 +104,44 @@ def midnight_us(day: date) -> int:
     return int(datetime.combine(day, time(), UTC).timestamp()) * 1_000_000
 
 
-def cutoff_id(cutoff_us: int) -> bytes:
-    """The smallest share_id at the cutoff: its 7-byte time prefix, then zeros. Every
-    share submitted before the cutoff sorts below it (sharelog.event.make_share_id)."""
-    return cutoff_us.to_bytes(7, "big") + bytes(9)
+def days_to_make(ends: list[date], today: date) -> list[date]:
+    """The day partitions a run makes: from the end of the newest one made (the days
+    since, if no run made them, too; today when none is) to AHEAD_DAYS after today."""
+    day = max(ends) if ends else today
+    days = []
+    while day <= today + timedelta(days=AHEAD_DAYS):
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+async def ddl_with_retries(
+    attempt: Callable[[], Awaitable[object]], lock_wait: Callable[[Exception], bool]
+) -> bool:
+    """A partition DDL whose lock wait the server bounds (a DDL waiting for its lock
+    queues every insert behind it): when the wait runs out (``lock_wait`` says which
+    error that is), the writers go first and it is tried again, DDL_TRIES times.
+    False when it never got its lock: the next run tries again."""
+    for _ in range(DDL_TRIES):
+        try:
+            await attempt()
+            return True
+        except Exception as exc:
+            if not lock_wait(exc):
+                raise
+            await asyncio.sleep(random.uniform(0.1, 0.3))  # the writers' turn
+    return False
+
+
+async def delete_in_batches(delete_batch: Callable[[], Awaitable[int]]) -> int:
+    """One batch after another (each at most BATCH rows, its own transaction) until one
+    comes back short; the rows deleted."""
+    total = 0
+    while True:
+        deleted = await delete_batch()
+        total += deleted
+        if deleted < BATCH:
+            return total
 
 
 def _iso(us: int) -> str:
@@ -164,8 +200,8 @@ async def retain(backend: Backend, policy: RetentionPolicy, now: datetime) -> Re
                 "worker_stats_minute", "minute", rollups
             )
             report.removed["workers"] = await retainer.remove_rows("workers", "last_seen", rollups)
-            oldest = await retainer.oldest_share_us()
-            report.oldest_share = _iso(oldest) if oldest is not None else None
+            oldest = await retainer.oldest_share_id()
+            report.oldest_share = _iso(submitted_at_of(oldest)) if oldest is not None else None
     except Locked as exc:
         report.skipped = str(exc)
     return report

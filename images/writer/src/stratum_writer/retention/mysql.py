@@ -17,8 +17,6 @@ so it goes to one shard at a time: the session is pointed at ``keyspace:shard``
 
 from __future__ import annotations
 
-import asyncio
-import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -26,17 +24,18 @@ from typing import Any, cast
 import aiomysql
 import pymysql
 
+from sharelog.event import first_share_id_at
 from stratum_writer.backends import Backend
 from stratum_writer.backends.mysql import MySQLBackend
 from stratum_writer.backends.sql_literals import binary, timestamp
 from stratum_writer.retention import (
-    AHEAD_DAYS,
     BATCH,
-    DDL_TRIES,
     Locked,
     Retainer,
     RetentionReport,
-    cutoff_id,
+    days_to_make,
+    ddl_with_retries,
+    delete_in_batches,
     midnight_us,
 )
 
@@ -71,13 +70,17 @@ class DayPartition:
         return None
 
 
+def _is_lock_wait(exc: Exception) -> bool:
+    return isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] == (_LOCK_WAIT_TIMEOUT,)
+
+
 def _name(day: date) -> str:
     return f"p{day:%Y%m%d}"
 
 
 def _below(day: date) -> str:
     """VALUES LESS THAN for ``day``: the first share_id of the next day."""
-    return "0x" + cutoff_id(midnight_us(day + timedelta(days=1))).hex()
+    return "0x" + first_share_id_at(midnight_us(day + timedelta(days=1))).hex()
 
 
 # What the retention CronJob's user needs on MySQL and MariaDB (docs/writer.md; a test
@@ -121,30 +124,15 @@ class MyRetainer(Retainer):
         return [DayPartition(r[0], int(r[1] or 0)) for r in rows]
 
     async def _ddl(self, sql: str) -> bool:
-        """A partition DDL, its metadata-lock wait bounded, tried again after a pause."""
-        for _ in range(DDL_TRIES):
-            try:
-                await self._execute(sql)
-                return True
-            except pymysql.err.OperationalError as exc:
-                if not exc.args or exc.args[0] != _LOCK_WAIT_TIMEOUT:
-                    raise
-                await asyncio.sleep(random.uniform(0.1, 0.3))  # the writers' turn
-        return False
+        """A partition DDL, its metadata-lock wait bounded by lock_wait_timeout."""
+        return await ddl_with_retries(lambda: self._execute(sql), _is_lock_wait)
 
     async def prepare(self, today: date) -> list[str]:
         """The days from the newest day made to AHEAD_DAYS after today, split out of
         p_future in one DDL."""
         parts = await self._partitions()
-        if not parts:
-            return []
-        ends = [p.end.date() for p in parts if p.end is not None]
-        days = []
-        day = max(ends) if ends else today
-        while day <= today + timedelta(days=AHEAD_DAYS):
-            days.append(day)
-            day += timedelta(days=1)
-        if not days:
+        days = days_to_make([p.end.date() for p in parts if p.end is not None], today)
+        if not parts or not days:
             return []
         split = ", ".join(f"PARTITION {_name(d)} VALUES LESS THAN ({_below(d)})" for d in days)
         done = await self._ddl(
@@ -165,14 +153,12 @@ class MyRetainer(Retainer):
             return int(cur.rowcount)
 
     async def _on_each_shard(self, sql: str) -> int:
-        """Run a batched delete until it deletes less than a batch, on every shard."""
+        """A batched delete, in batches until one comes back short, on every shard."""
         total = 0
         for shard in self.shards or [""]:
             if shard:
                 await self._execute(f"USE `{self.keyspace}:{shard}`")
-            while (deleted := await self._execute(sql)) == BATCH:
-                total += deleted
-            total += deleted
+            total += await delete_in_batches(lambda: self._execute(sql))
         if self.shards:
             await self._execute(f"USE `{self.keyspace}`")
         return total
@@ -188,7 +174,7 @@ class MyRetainer(Retainer):
             dropped = sum(p.rows for p in expired)  # the server's estimate: a drop scans nothing
         # what no dropped day covers: p_before_0003 until it expires whole, a Vitess shard
         report.removed["share_events"] = dropped + await self._on_each_shard(
-            f"DELETE FROM share_events WHERE share_id < {binary(cutoff_id(cutoff_us))} "
+            f"DELETE FROM share_events WHERE share_id < {binary(first_share_id_at(cutoff_us))} "
             f"ORDER BY share_id LIMIT {BATCH}"
         )
 
@@ -197,9 +183,9 @@ class MyRetainer(Retainer):
             f"DELETE FROM {table} WHERE {column} < {timestamp(cutoff_us)} LIMIT {BATCH}"
         )
 
-    async def oldest_share_us(self) -> int | None:
+    async def oldest_share_id(self) -> bytes | None:
         assert self.conn is not None
         async with self.conn.cursor() as cur:
             await cur.execute("SELECT share_id FROM share_events ORDER BY share_id LIMIT 1")
             row = await cur.fetchone()
-        return int.from_bytes(bytes(row[0])[:7], "big") if row else None
+        return bytes(row[0]) if row else None

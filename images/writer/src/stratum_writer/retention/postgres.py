@@ -9,8 +9,6 @@ dropped when that day expires, like any other.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,13 +19,14 @@ import asyncpg
 from stratum_writer.backends import Backend
 from stratum_writer.backends.postgres import PostgresBackend
 from stratum_writer.retention import (
-    AHEAD_DAYS,
     BATCH,
-    DDL_TRIES,
     LOCK_WAIT,
     Locked,
     Retainer,
     RetentionReport,
+    days_to_make,
+    ddl_with_retries,
+    delete_in_batches,
 )
 
 DEFAULT = "share_events_default"
@@ -100,28 +99,25 @@ class PgRetainer(Retainer):
         """Every day from the end of the newest partition to AHEAD_DAYS after today, each
         with the shares the default partition holds for it."""
         ends = [p.end.date() for p in await self._partitions() if p.end is not None]
-        day = max(ends) if ends else today  # the days since, if no run made them, too
         made = []
-        while day <= today + timedelta(days=AHEAD_DAYS):
+        for day in days_to_make(ends, today):
             if not await self._make_day(day):
                 break  # the days after it wait for the next run: they follow on from it
             made.append(_name(day))
-            day += timedelta(days=1)
         return made
 
     async def _ddl(self, *statements: tuple[str, tuple[object, ...]]) -> bool:
-        """Statements in one transaction, each waiting at most LOCK_WAIT for its lock;
-        tried again after a pause, DDL_TRIES times; False when never done."""
-        for _ in range(DDL_TRIES):
-            try:
-                async with self._conn.transaction():
-                    await self._conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
-                    for sql, args in statements:
-                        await self._conn.execute(sql, *args)
-                return True
-            except asyncpg.LockNotAvailableError:
-                await asyncio.sleep(random.uniform(0.1, 0.3))  # the writers' turn
-        return False
+        """Statements in one transaction, each waiting at most LOCK_WAIT for its lock."""
+
+        async def attempt() -> None:
+            async with self._conn.transaction():
+                await self._conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                for sql, args in statements:
+                    await self._conn.execute(sql, *args)
+
+        return await ddl_with_retries(
+            attempt, lambda exc: isinstance(exc, asyncpg.LockNotAvailableError)
+        )
 
     async def _make_day(self, day: date) -> bool:
         """One transaction: the day's table, the default partition's shares of that day
@@ -158,20 +154,18 @@ class PgRetainer(Retainer):
         return await self._delete_batched(table, column, cutoff_us)
 
     async def _delete_batched(self, table: str, column: str, cutoff_us: int) -> int:
-        total = 0
-        while True:
+        async def batch() -> int:
             status = await self._conn.execute(
                 f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
                 f"WHERE {column} < {_TS} LIMIT {BATCH}))",
                 cutoff_us,
             )
-            deleted = int(status.split()[-1])
-            total += deleted
-            if deleted < BATCH:
-                return total
+            return int(status.split()[-1])
 
-    async def oldest_share_us(self) -> int | None:
+        return await delete_in_batches(batch)
+
+    async def oldest_share_id(self) -> bytes | None:
         first = await self._conn.fetchval(
             "SELECT share_id FROM share_events ORDER BY share_id LIMIT 1"
         )
-        return int.from_bytes(bytes(first)[:7], "big") if first is not None else None
+        return bytes(first) if first is not None else None
