@@ -23,6 +23,7 @@ from stratum_operator.builders.pod import (
     tmp_volume,
 )
 from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS
+from stratum_operator.spec import SecretKeyRef
 
 # a finished Job goes after a week. A failed migration or keyspace Job is deleted by the
 # operator once a later attempt succeeded (job_gate.py); attempts come at most 30 min
@@ -94,24 +95,34 @@ def migration_digest(spec: Any) -> str:
     )
 
 
+def writer_database_job(
+    job_name: str, namespace: str, pool: str, component: str, spec: Any,
+    secret: SecretKeyRef, *, container: str, command: list[str], **frame: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A Job running one ``stratum-writer`` command on the pool's database, connecting
+    with ``secret``'s URL: the migration Job, the retention CronJob's runs. ``frame``:
+    what ``build_job`` takes beyond the pod (backoff, deadline)."""
+    return build_job(
+        job_name, namespace, pool, component,
+        containers=[{
+            "name": container,
+            "image": spec.writer_image,
+            "args": ["--config", f"{CONFIG_DIR}/writer.json", *command],
+            "volumeMounts": [CONFIG_MOUNT, DATABASE_MOUNT, TMP_MOUNT],
+        }],
+        volumes=[config_volume(pool), database_volume(secret), tmp_volume(JOB_TMP)],
+        config_error_exit_codes=CONFIGURATION_ERRORS,
+        **frame,
+    )  # fmt: skip
+
+
 def build_migration_job(name: str, namespace: str, spec: Any) -> dict[str, Any] | None:
     """None for SQLite: its database is a file in each pod, migrated by the writer itself.
     It connects with the migration credentials (DDL), not the writers'."""
     secret = spec.persistence.migration_secret
     if secret is None:
         return None
-    container = {
-        "name": "migrate",
-        "image": spec.writer_image,
-        "args": ["--config", f"{CONFIG_DIR}/writer.json", "migrate"],
-        "volumeMounts": [CONFIG_MOUNT, DATABASE_MOUNT, TMP_MOUNT],
-    }
-    return build_job(
-        naming.migration_job_name(name, migration_digest(spec)),
-        namespace,
-        name,
-        "migration",
-        containers=[container],
-        volumes=[config_volume(name), database_volume(secret), tmp_volume(JOB_TMP)],
-        config_error_exit_codes=CONFIGURATION_ERRORS,
-    )
+    return writer_database_job(
+        naming.migration_job_name(name, migration_digest(spec)), namespace, name, "migration",
+        spec, secret, container="migrate", command=["migrate"],
+    )  # fmt: skip

@@ -42,7 +42,7 @@ SPOOL_MOUNT = {"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir, not the host's
 PODINFO_MOUNT = {"name": "podinfo", "mountPath": "/etc/podinfo", "readOnly": True}
 TLS_MOUNT = {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}
-TERMINATION_LOG = "/dev/termination-log"  # the kubelet's; what a drain Job's pod reports
+TERMINATION_LOG = "/dev/termination-log"  # the kubelet's: what a drain or retention run reports
 
 
 def probes(port: str) -> dict[str, Any]:

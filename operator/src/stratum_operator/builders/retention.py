@@ -15,23 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.builders.config import CONFIG_DIR
-from stratum_operator.builders.jobs import JOB_TMP, build_job
-from stratum_operator.builders.pod import (
-    CONFIG_MOUNT,
-    DATABASE_MOUNT,
-    TMP_MOUNT,
-    config_volume,
-    database_volume,
-    tmp_volume,
-)
-from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS
+from stratum_operator.builders.jobs import writer_database_job
+from stratum_operator.builders.pod import TERMINATION_LOG
 from stratum_operator.spec import StratumPoolSpec
 
 COMPONENT = "retention"
 RUN_DEADLINE_S = 3600  # a run that takes an hour is stuck; the next one starts afresh
 _HISTORY = 3  # runs of each outcome kept: the last reports, the last failures
-_TERMINATION_LOG = "/dev/termination-log"
 
 
 def retention_args(spec: StratumPoolSpec) -> list[str]:
@@ -46,24 +36,10 @@ def build_retention_cronjob(
     secret = spec.persistence.retention_secret
     if not spec.retention.enabled or spec.persistence.backend == "sqlite" or secret is None:
         return None
-    container = {
-        "name": "retain",
-        "image": spec.writer_image,
-        "args": [
-            "--config",
-            f"{CONFIG_DIR}/writer.json",
-            "retain",
-            *retention_args(spec),
-            "--summary-file",
-            _TERMINATION_LOG,
-        ],
-        "volumeMounts": [CONFIG_MOUNT, DATABASE_MOUNT, TMP_MOUNT],
-    }
-    job = build_job(
-        naming.retention_name(name), namespace, name, COMPONENT,
-        containers=[container],
-        volumes=[config_volume(name), database_volume(secret), tmp_volume(JOB_TMP)],
-        config_error_exit_codes=CONFIGURATION_ERRORS,
+    job = writer_database_job(
+        naming.retention_name(name), namespace, name, COMPONENT, spec, secret,
+        container="retain",
+        command=["retain", *retention_args(spec), "--summary-file", TERMINATION_LOG],
         backoff_limit=2,  # the next scheduled run is the real retry
         deadline_s=RUN_DEADLINE_S,
     )  # fmt: skip

@@ -105,11 +105,8 @@ def _address(service: dict[str, Any] | None) -> str:
         host = ingress[0].get("ip") or ingress[0].get("hostname")
         return f"{host}:{port}"
     kind = service["spec"].get("type", "ClusterIP")
-    return (
-        f"{service['spec'].get('clusterIP')}:{port} ({kind}; no external address yet)"
-        if kind == "LoadBalancer"
-        else f"{service['spec'].get('clusterIP')}:{port} ({kind})"
-    )
+    pending = "; no external address yet" if kind == "LoadBalancer" else ""
+    return f"{service['spec'].get('clusterIP')}:{port} ({kind}{pending})"
 
 
 def gather(name: str, namespace: str) -> PoolStatus:
