@@ -163,3 +163,26 @@ def test_postgres_never_fails_an_insert_for_want_of_a_day(
     assert replayer.terminate() == 0
     assert postgres_db.scalar("SELECT count(*) FROM share_events") == 6500
     assert postgres_db.scalar("SELECT count(DISTINCT share_id) FROM share_events") == 6500
+
+
+def test_mysqls_first_partitions_meet_where_retention_reads_them(
+    mysql_family_database: Database, tmp_path: Path
+) -> None:
+    """Migration 0003 computes its first bound in SQL (tomorrow's first share_id) and
+    names the partition by that day; retention reads bounds from names. A share of now
+    lands below it, a share of tomorrow in the day partition migrate made."""
+    db = mysql_family_database
+    spool = tmp_path / "spool"
+    writer = WriterProcess(spool, db.url)
+    migrate(writer)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    midnight = datetime.combine(tomorrow, datetime.min.time(), UTC)
+    producer = SpoolProducer(spool)
+    for at, seed in ((midnight - timedelta(seconds=2), 1), (midnight + timedelta(hours=1), 2)):
+        for e in synthetic_events(1, seed=seed, start_us=us(at)):
+            producer.append(e)
+    producer.close_sync()
+    writer.start().wait_for(QUEUE, lambda v: v == 0, 60)
+    assert writer.terminate() == 0
+    for partition in (f"p_before_{tomorrow:%Y%m%d}", f"p{tomorrow:%Y%m%d}"):
+        assert db.scalar(f"SELECT count(*) FROM share_events PARTITION ({partition})") == 1
