@@ -125,8 +125,10 @@ def test_a_hand_scale_is_put_right_at_once_and_said_so(
     cp.kubectl("scale", "statefulset", "handscale-proxy", "-n", ns, "--replicas=5")
     cp.wait("back to 2 replicas", lambda: (cp.get("statefulset", "handscale-proxy", ns) or {})
             .get("spec", {}).get("replicas") == 2, 20)  # fmt: skip
-    restored = [e for e in events(cp, ns) if e["reason"] == "Restored"]
-    assert restored and "set by hand (kubectl" in restored[0]["message"], restored
+    # the Event is posted when the pass that put it right ends, a moment after its apply
+    restored = cp.wait("the Restored Event", lambda: [e for e in events(cp, ns)
+                                                      if e["reason"] == "Restored"], 20)  # fmt: skip
+    assert "set by hand (kubectl" in restored[0]["message"], restored
     for c in status(cp, "handscale", ns)["conditions"]:  # reasons agree with statuses
         assert not (c["type"] == "Ready" and c["status"] == "False"
                     and c["reason"] == "AllReplicasReady"), c  # fmt: skip
