@@ -1,5 +1,6 @@
 """A real Prometheus (built from the Go module proxy, tools/build-go-tools.sh) scraping
-given targets every second, on a free loopback port, torn down after."""
+every second, on a free loopback port, torn down after: given targets (``static``), or
+what its own scrape configs discover."""
 
 from __future__ import annotations
 
@@ -16,17 +17,21 @@ from harness.go_tools import tools_bin
 from harness.process_group import ProcessGroup
 
 
+def static(targets: list[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]:
+    """One scrape job of ``targets``: (host:port, the labels that target's series get)."""
+    return [{"job_name": "stratum", "static_configs": [
+        {"targets": [address], "labels": labels} for address, labels in targets]}]  # fmt: skip
+
+
 class PrometheusServer(ProcessGroup):
-    def __init__(self, targets: list[tuple[str, dict[str, str]]], rule_files: list[str]) -> None:
-        """``targets``: (host:port, the labels that target's series get)."""
+    def __init__(self, scrape_configs: list[dict[str, Any]], rule_files: list[str]) -> None:
         super().__init__("stratum-prometheus-")
         self.port = free_port()
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": rule_files,
-            "scrape_configs": [{"job_name": "stratum", "static_configs": [
-                {"targets": [address], "labels": labels} for address, labels in targets]}],
-        }  # fmt: skip
+            "scrape_configs": scrape_configs,
+        }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         binary = tools_bin("prometheus") / "prometheus"
         self._spawn("prometheus", [str(binary), f"--config.file={self.dir / 'prometheus.yml'}",

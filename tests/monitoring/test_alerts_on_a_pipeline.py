@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.prometheus import PrometheusServer
+from harness.prometheus import PrometheusServer, static
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop
 from harness.writer import QUEUE, WriterProcess
@@ -29,8 +29,8 @@ def scraped(sim: SimLoop, tmp_path: Path) -> Iterator[PrometheusServer]:
     proxy = ProxyProcess(tmp_path / "pod", [upstream]).start()
     writer = WriterProcess(proxy.spool, f"sqlite:///{tmp_path / 'shares.db'}").start()
     fleet = sim.fleet(proxy.listen_port, miners=6, shares_per_s=30, duration=20)
-    server = PrometheusServer([(f"127.0.0.1:{proxy.port}", {**POD, "container": "proxy"}),
-                               (f"127.0.0.1:{writer.port}", {**POD, "container": "writer"})],
+    server = PrometheusServer(static([(f"127.0.0.1:{proxy.port}", {**POD, "container": "proxy"}),
+                                      (f"127.0.0.1:{writer.port}", {**POD, "container": "writer"})]),
                               [str(RULES)])  # fmt: skip
     try:
         fleet.result(timeout=60)

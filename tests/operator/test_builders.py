@@ -204,3 +204,20 @@ def test_each_job_connects_with_its_own_credentials() -> None:
     )
     assert both.retention is not None and secret_of(both.retention) == "ret"
     assert set(spec(persistence=persistence).secret_keys()) == {"writer", "owner"}
+
+
+def test_annotation_scrapers_are_pointed_at_the_pod_path_where_the_proxy_serves_the_writer() -> (
+    None
+):
+    """The path is restated in the operator (it does not depend on sharelog): pinned here."""
+    from sharelog.pod_metrics import PATH
+    from stratum_operator.builders.config import POD_METRICS_PATH
+
+    assert POD_METRICS_PATH.encode() == PATH
+    s = spec(proxy={"metricsPort": 9201}, writer={"metricsPort": 9202})
+    children = desired_objects("p", "ns", s)
+    annotations = children.workload[0]["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
+        "9201", POD_METRICS_PATH)  # fmt: skip
+    proxy = json.loads(children.config["data"]["proxy.json"])
+    assert proxy["sidecar_metrics"] == {"writer": "127.0.0.1:9202"}

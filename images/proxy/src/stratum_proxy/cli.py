@@ -75,7 +75,8 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> int:
         metrics.spool_dropped.set(spool.dropped)
         metrics.refresh_hashrate()
 
-    status = StatusServer(metrics.registry, lambda: (not ctx.stopping.is_set(), "serving"), refresh)
+    status = StatusServer(metrics.registry, lambda: (not ctx.stopping.is_set(), "serving"), refresh,
+                          config.sidecar_metrics)  # fmt: skip
     host, port = split_address(config.listen)
     bound = await server.start(host, port)
     mhost, mport = split_address(config.metrics_listen)

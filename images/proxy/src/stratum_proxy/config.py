@@ -33,6 +33,8 @@ class ProxyConfig(BaseModel):
     pool: str = Field("local", min_length=1, max_length=63)
     listen: str = "0.0.0.0:3333"
     metrics_listen: str = "0.0.0.0:9101"
+    # name -> host:port of a sidecar's /metrics, served with ours at /metrics/pod
+    sidecar_metrics: dict[str, str] = {}
     upstreams: list[str] = Field(min_length=1)
     routes: dict[str, list[str]] = {}  # CONNECT <name> -> upstreams, Loka-Stratum style
     upstream_account: str | None = None
@@ -63,6 +65,15 @@ class ProxyConfig(BaseModel):
     def _upstreams(cls, value: list[str]) -> list[str]:
         return [_check_url(u) for u in value]
 
+    @field_validator("sidecar_metrics")
+    @classmethod
+    def _sidecars(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sidecar {name!r}: {address!r} is not HOST:PORT")
+        return value
+
     @field_validator("routes")
     @classmethod
     def _routes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -84,5 +95,6 @@ def split_address(address: str) -> tuple[str, int]:
 
 def load_config(path: Path | None, overrides: dict[str, Any]) -> ProxyConfig:
     env = {key: f"STRATUM_PROXY_{key.upper()}" for key in ProxyConfig.model_fields}
-    return load_layered(ProxyConfig, path, env, overrides, json_keys=("upstreams", "routes"),
+    json_keys = ("upstreams", "routes", "sidecar_metrics")
+    return load_layered(ProxyConfig, path, env, overrides, json_keys=json_keys,
                         what="proxy config")  # fmt: skip

@@ -18,6 +18,8 @@ DATABASE_URL_FILE = "/etc/stratum/database/url"
 WORKERS_FILE = "/etc/podinfo/writer-workers"
 TLS_DIR = "/etc/stratum/tls"
 SQLITE_URL = f"sqlite:///{SPOOL_DIR}/shares.db"  # local runs: beside the spool, per pod
+# the proxy serves its metrics and the writer's together here (sharelog.pod_metrics.PATH)
+POD_METRICS_PATH = "/metrics/pod"
 
 
 def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
@@ -26,6 +28,8 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "pool": name,
         "listen": f"0.0.0.0:{proxy.port}",
         "metrics_listen": f"0.0.0.0:{proxy.metrics_port}",
+        # the writer's metrics beside the proxy's at POD_METRICS_PATH, for annotation scrapers
+        "sidecar_metrics": {"writer": f"127.0.0.1:{spec.writer.metrics_port}"},
         "upstreams": spec.upstreams,
         "routes": spec.routes,
         "local_reject": proxy.local_reject,

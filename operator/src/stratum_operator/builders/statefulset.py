@@ -17,7 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from stratum_operator.builders import naming
-from stratum_operator.builders.config import CONFIG_DIR, SQLITE_URL, build_configmap
+from stratum_operator.builders.config import (
+    CONFIG_DIR,
+    POD_METRICS_PATH,
+    SQLITE_URL,
+    build_configmap,
+)
 from stratum_operator.builders.pod import (
     CONFIG_MOUNT,
     PODINFO_MOUNT,
@@ -114,8 +119,10 @@ def build_statefulset(name: str, namespace: str, spec: StratumPoolSpec) -> dict[
         **(template.annotations or {}),
         naming.CONFIG_HASH_ANNOTATION: config_hash(name, namespace, spec),
         naming.WORKERS_ANNOTATION: str(spec.writer.min_workers),
+        # for scrapers that read these annotations: one port, one path, the whole pod
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(spec.proxy.metrics_port),
+        "prometheus.io/path": POD_METRICS_PATH,
     }
     pod = pod_spec([_proxy_container(spec), _writer_container(spec)], _volumes(spec, name))
     pod["terminationGracePeriodSeconds"] = template.termination_grace_period_seconds

@@ -1,15 +1,18 @@
-"""The side port of both images: /metrics for Prometheus and the operator, /healthz, /readyz.
+"""The side port of both images: /metrics for Prometheus and the operator, /healthz, /readyz,
+and, where a pod has sidecars, /metrics/pod (``pod_metrics``: the pod's metrics in one).
 
-A few lines of asyncio rather than a web framework: three GET routes, no bodies in.
+A few lines of asyncio rather than a web framework: four GET routes, no bodies in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from sharelog import pod_metrics
 
 _MAX_REQUEST = 8192
 
@@ -20,10 +23,12 @@ class StatusServer:
         registry: CollectorRegistry,
         ready: Callable[[], tuple[bool, str]],
         refresh: Callable[[], None] = lambda: None,
+        sidecars: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.ready = ready
         self.refresh = refresh  # brings gauges up to date, so a scrape never reads stale depth
+        self.sidecars = dict(sidecars or {})  # name -> host:port of its /metrics
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -43,14 +48,12 @@ class StatusServer:
             return
         parts = head[:_MAX_REQUEST].split(b" ", 2)
         path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
-        if path == b"/metrics":
+        if path in (b"/metrics", pod_metrics.PATH):
             with contextlib.suppress(OSError):
                 self.refresh()
-            status, ctype, body = (
-                "200 OK",
-                CONTENT_TYPE_LATEST,
-                generate_latest(self.registry),
-            )
+            status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.registry)
+            if path == pod_metrics.PATH:
+                body = await pod_metrics.merged(body, self.sidecars)
         elif path == b"/healthz":
             status, ctype, body = "200 OK", "text/plain", b"ok\n"
         elif path == b"/readyz":
