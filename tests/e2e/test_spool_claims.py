@@ -19,6 +19,7 @@ from typing import Any
 from harness.databases import Database, PostgresServer
 from harness.job_pod import project_volumes, run_job_pod
 from harness.kubernetes import ControlPlane
+from harness.operator import OperatorProcess
 from harness.stratum_pools import condition, events, job_pods, jobs, migrated, pool, secret, status
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill
 from stratum_operator.spec import default_image
@@ -139,8 +140,9 @@ def setup(cp: ControlPlane, ns: str, outage_db: PostgresServer, name: str, repli
 
 
 def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
-    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
-) -> None:
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path,
+    operator: OperatorProcess,
+) -> None:  # fmt: skip
     cp = installed_chart
     pods, _ = setup(cp, ns, outage_db, "shrink", 3, tmp_path)
     assert claims(cp, ns, "shrink") == [f"spool-shrink-proxy-{i}" for i in range(3)]
@@ -165,6 +167,15 @@ def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
         if c["state"] == "Draining"], 30)  # fmt: skip
     assert {c["claim"] for c in draining} == {"spool-shrink-proxy-1", "spool-shrink-proxy-2"}
     assert all(c.get("shares") == 4000 for c in draining), draining  # as each pod last said
+    # the operator's metrics say it too: the alert on a stalled drain reads them
+    seen, of_pool = operator.metrics(), f'namespace="{ns}",pool="shrink"'
+    assert seen[f'stratum_operator_spool_claims{{{of_pool},state="Draining"}}'] == 2
+    assert seen[f'stratum_operator_spool_claims{{{of_pool},state="Kept"}}'] == 0
+    assert seen[f"stratum_operator_spool_claims_shares{{{of_pool}}}"] == 8000
+    for ordinal in (1, 2):
+        claim = f'claim="spool-shrink-proxy-{ordinal}",{of_pool}'  # labels print sorted
+        assert seen[f"stratum_operator_spool_claim_shares{{{claim}}}"] == 4000
+        assert seen[f"stratum_operator_spool_claim_progress_timestamp_seconds{{{claim}}}"] > 0
     assert any(e["reason"] == "DrainStarted" for e in events(cp, ns))
     outage_db.start()  # the database is back: the drain Jobs run
     stored = [run_drain_job(cp, ns, job, pods)["stored"] for job in found]
@@ -180,6 +191,9 @@ def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
     cp.wait(
         "status clear", lambda: not (status(cp, "shrink", ns).get("spool") or {}).get("claims"), 30
     )
+    seen = operator.metrics()
+    assert not [k for k in seen if "_spool_claim_" in k and of_pool in k], "drained: no series"
+    assert seen[f"stratum_operator_spool_claims_shares{{{of_pool}}}"] == 0
     pods.stop_all()
     assert_exactly(_db(outage_db), 8000)
 
@@ -210,8 +224,9 @@ def test_a_pod_replaced_in_an_outage_gets_its_claim_back(
 
 
 def test_deleting_a_pool_drains_its_claims_first(
-    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
-) -> None:
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path,
+    operator: OperatorProcess,
+) -> None:  # fmt: skip
     cp = installed_chart
     pods, _ = setup(cp, ns, outage_db, "gone", 2, tmp_path)
     found = cp.get("stratumpool", "gone", ns)
@@ -231,6 +246,9 @@ def test_deleting_a_pool_drains_its_claims_first(
     assert stored == [0, 2500]
     cp.wait("the pool gone", lambda: cp.get("stratumpool", "gone", ns) is None, 60)
     assert claims(cp, ns, "gone") == []
+    of_pool = f'namespace="{ns}",pool="gone"'
+    cp.wait("its series gone with it", lambda: not [
+        k for k in operator.metrics() if of_pool in k], 30)  # fmt: skip
     assert_exactly(_db(outage_db), 2500)
 
 

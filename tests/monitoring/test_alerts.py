@@ -68,7 +68,19 @@ CASES: dict[str, tuple[tuple[list[dict[str, str]], int, dict[str, str], str], tu
         ([series("up", "1x5", container="proxy")], 4)),
     "StratumWriterDown": (
         ([series("up", "1 0x5", container="writer")], 4, {"container": "writer"}, ""),
-        ([series("up", "1x5", container="writer")], 4)),
+        ([series("up", "1x5", container="writer"),
+          series("stratum_pod_sidecar_up", "1x5", sidecar="writer")], 4)),
+    "StratumDrainNotProgressing": (
+        ([series("stratum_operator_spool_claim_progress_timestamp_seconds", "0x40",
+                 pool="main", claim="spool-main-proxy-2")],
+         35, {"pool": "main", "claim": "spool-main-proxy-2"}, "35m 0s"),
+        ([series("stratum_operator_spool_claim_progress_timestamp_seconds", "0+60x40",
+                 pool="main", claim="spool-main-proxy-2")], 35)),
+    "StratumSpoolClaimKept": (
+        ([series("stratum_operator_spool_claims", "0 1x10", pool="main", state="Kept")],
+         8, {"pool": "main", "state": "Kept"}, "1"),
+        ([series("stratum_operator_spool_claims", "0x10", pool="main", state="Kept"),
+          series("stratum_operator_spool_claims", "2x10", pool="main", state="Draining")], 8)),
     "StratumOperatorReconcileErrors": (
         ([series("stratum_operator_reconciles_total", "0+1x40", result="error", trigger="tick")],
          35, {"result": "error", "trigger": "tick"}, ""),
@@ -84,11 +96,11 @@ def rules() -> dict[str, dict[str, Any]]:
 def expected_annotations(
     rule: dict[str, Any], labels: dict[str, str], value: str
 ) -> dict[str, str]:
-    """The rule's own annotation texts with this case's pod and value put in."""
+    """The rule's own annotation texts with this case's labels and value put in."""
     out = {}
     for key, template in rule["annotations"].items():
-        text = template.replace("{{ $labels.pod }}", labels.get("pod", ""))
-        out[key] = re.sub(r"\{\{ \$value \| \w+ \}\}", value, text)
+        text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m[1], ""), template)
+        out[key] = re.sub(r"\{\{ \$value( \| \w+)? \}\}", value, text)
     return out
 
 

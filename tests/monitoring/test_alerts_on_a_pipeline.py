@@ -17,6 +17,7 @@ from harness.prometheus import PrometheusServer, static
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop
 from harness.writer import QUEUE, WriterProcess
+from sharelog.pod_metrics import SIDECAR_UP
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "stratum-operator" / "files" / "alerts.yaml"
@@ -48,8 +49,8 @@ def test_every_rule_evaluates_on_real_series(scraped: PrometheusServer) -> None:
         scraped.query(rule["expr"])  # raises with Prometheus's own error
         assert loaded[rule["alert"]]["health"] == "ok", loaded[rule["alert"]]
         for name in set(re.findall(r"\b(stratum_[a-z_]+|up)\b", rule["expr"])):
-            if name.startswith("stratum_operator"):
-                continue  # the operator's own, not this pipeline's
+            if name.startswith("stratum_operator") or name == SIDECAR_UP:
+                continue  # the operator's own; the pod path's (test_pod_annotations.py)
             assert scraped.query(name), f"{rule['alert']} reads {name}: no such series scraped"
     # a healthy pipeline fires nothing
     firing = [a for a in scraped.api("alerts")["alerts"] if a["state"] == "firing"]
@@ -57,6 +58,8 @@ def test_every_rule_evaluates_on_real_series(scraped: PrometheusServer) -> None:
 
 
 DASHBOARDS = sorted((ROOT / "charts" / "stratum-operator" / "files" / "dashboards").glob("*.json"))
+# the operator's own dashboard reads the operator, not a pipeline: test_operator_dashboard.py
+PIPELINE_DASHBOARDS = [p for p in DASHBOARDS if p.stem != "operator"]
 
 
 def test_every_dashboard_panel_is_complete() -> None:
@@ -77,7 +80,7 @@ def test_every_dashboard_panel_is_complete() -> None:
 def test_every_dashboard_query_returns_data_on_a_running_pipeline(
     scraped: PrometheusServer,
 ) -> None:
-    for path in DASHBOARDS:
+    for path in PIPELINE_DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel["targets"]:
                 assert scraped.query(target["expr"]), f"{panel['title']}: {target['expr']}"

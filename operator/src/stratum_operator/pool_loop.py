@@ -52,6 +52,7 @@ def _version(obj: dict[str, Any]) -> int:
 class PoolLoop:
     def __init__(self, namespace: str, name: str) -> None:
         self.ref = f"{namespace}/{name}"
+        self.namespace, self.name = namespace, name
         self.pool: dict[str, Any] | None = None
         self.memo: dict[str, Any] = {}
         self._wake = asyncio.Event()
@@ -122,6 +123,7 @@ class PoolLoop:
             except Exception as exc:  # a failed pass is retried, never fatal
                 delay = await self._failed(exc)
             await self._sleep(delay)
+        metrics.forget_pool(self.namespace, self.name)  # after the last pass: none come back
 
     async def _sleep(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -135,13 +137,13 @@ class PoolLoop:
         if await upgrade.forget_kopf_state(pool):
             return 0.5  # the watch brings the pool as it is now; pass on that
         if pool["metadata"].get("deletionTimestamp"):
-            with metrics.reconciling("delete"):
+            with metrics.reconciling(metrics.Trigger.DELETE):
                 out, done = await deletion.finalize(pool, self.memo)
             await self._write(pool, out)
             if done:  # last: the pool is gone the moment our finalizer is
                 await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)
             return TICK_S if done else DELETION_RETRY_S
-        with metrics.reconciling("full" if full else "tick"):
+        with metrics.reconciling(metrics.Trigger.FULL if full else metrics.Trigger.TICK):
             out = await reconcile(pool, self.memo, full=full)
         await self._write(pool, out)
         return TICK_S

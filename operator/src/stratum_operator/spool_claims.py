@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from stratum_operator import job_status
+from stratum_operator import job_status, metrics
 from stratum_operator.builders import naming
 from stratum_operator.builders.drain import build_drain_job
 from stratum_operator.builders.writer_exit import WriterExit
@@ -82,12 +83,47 @@ async def tend(
     ``keep`` is the wanted replica count; 0 while the pool is being deleted. From the
     pool's ``memo``: ``pod_queues``, each pod's queue as last read (the claim's count
     until its drain Job's own writer answers); ``drain_failures``, the failed drain Jobs
-    already told of in an Event."""
+    already told of in an Event; ``drain_progress`` (see ``drain_progress``). What it
+    found goes to the metrics as well."""
+    name, namespace = naming.name_of(pool)
+    if spec.spool.ephemeral:
+        orphans: list[OrphanClaim] = []
+    else:
+        orphans = await _tend_all(pool, spec, out, keep=keep, memo=memo)
+    by_state = {state.value: sum(o.state is state for o in orphans) for state in ClaimState}
+    shares = {o.name: o.shares for o in orphans if o.shares is not None}
+    progress = drain_progress(orphans, memo, now=time.time())
+    metrics.spool_claims(namespace, name, by_state, shares, progress)
+    return orphans
+
+
+def drain_progress(
+    orphans: list[OrphanClaim], memo: dict[str, Any], *, now: float
+) -> dict[str, float]:
+    """When each draining claim last made progress: it began draining (or its count became
+    known), or it holds fewer shares than the fewest seen. Kept in the pool's memo
+    (``drain_progress``: claim -> (fewest shares seen, when)); an operator restart starts
+    the clocks afresh, which only delays the alert that reads them."""
+    seen: dict[str, tuple[int | None, float]] = memo.get("drain_progress", {})
+    kept: dict[str, tuple[int | None, float]] = {}
+    for orphan in orphans:
+        if orphan.state is not ClaimState.DRAINING:
+            continue
+        fewest, since = seen.get(orphan.name, (None, now))
+        if orphan.shares is not None and (fewest is None or orphan.shares < fewest):
+            fewest, since = orphan.shares, now
+        kept[orphan.name] = (fewest, since)
+    memo["drain_progress"] = kept
+    return {claim: since for claim, (_, since) in kept.items()}
+
+
+async def _tend_all(
+    pool: dict[str, Any], spec: StratumPoolSpec, out: Outcome, *, keep: int,
+    memo: dict[str, Any],
+) -> list[OrphanClaim]:  # fmt: skip
     name, namespace = naming.name_of(pool)
     last_queues: dict[str, int] = memo.get("pod_queues", {})
     reported_failures: set[str] = memo.setdefault("drain_failures", set())
-    if spec.spool.ephemeral:
-        return []
     claims = await fetching.list_objects(
         "v1", "PersistentVolumeClaim", namespace, naming.claim_selector(name)
     )

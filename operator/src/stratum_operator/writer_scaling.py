@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from stratum_operator import metrics
 from stratum_operator.builders import naming
 from stratum_operator.clock import timestamp
 from stratum_operator.k8s import fetching, patching
@@ -59,7 +60,7 @@ async def scale_writers(
             Reason.METRICS_UNAVAILABLE,
             f"holding {current} writer workers: {why}"[:1000],
         )
-        out.status["writer"] = writer_status
+        _report(namespace, name, writer_status, out, was=current)
         return
     if paused:
         out.condition(
@@ -68,7 +69,7 @@ async def scale_writers(
             Reason.SCALING_PAUSED,
             f"{naming.PAUSE_SCALING_ANNOTATION} is set: holding {current} workers",
         )
-        out.status["writer"] = writer_status
+        _report(namespace, name, writer_status, out, was=current)
         return
     writer_status.pop("history", None)  # kept in status by earlier releases
     history: list[tuple[float, int]] = memo.get("scaling_history", [])
@@ -107,9 +108,17 @@ async def scale_writers(
         lastReason=decision.reason,
         decisions=decisions[-DECISIONS_KEPT:],
     )
-    out.status["writer"] = writer_status
+    _report(namespace, name, writer_status, out, was=current)
     read = f"{len(readings)} pods read; {decision.reason}"
     out.condition(ConditionType.SCALING_ACTIVE, True, Reason.READING_QUEUES, read)
+
+
+def _report(
+    namespace: str, name: str, writer_status: dict[str, Any], out: Outcome, *, was: int
+) -> None:
+    """status.writer, and the count told (and whether it changed) in the metrics."""
+    out.status["writer"] = writer_status
+    metrics.writer_workers(namespace, name, int(writer_status["workers"]), was=was)
 
 
 def report_traffic(
