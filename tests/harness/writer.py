@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.databases import Database
 from harness.service import ServiceProcess
@@ -16,14 +17,11 @@ INSERTED = "stratum_writer_inserted_total"
 QUEUE = "stratum_writer_queue_events"
 
 
-def fill(spool: Path, count: int, *, seed: int = 1, start_us: int | None = None) -> list[bytes]:
+def fill(spool: Path, count: int, *, seed: int = 1, **shape: Any) -> list[bytes]:
+    """``count`` synthetic shares spooled (``shape``: ``synthetic_events``' own knobs)."""
     producer = SpoolProducer(spool, segment_bytes=256 << 10)
     ids = []
-    events = (
-        synthetic_events(count, seed=seed, start_us=start_us)
-        if start_us
-        else synthetic_events(count, seed=seed)
-    )
+    events = synthetic_events(count, seed=seed, **shape)
     for i, e in enumerate(events):
         producer.append(e)
         ids.append(e.share_id)

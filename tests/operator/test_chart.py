@@ -3,6 +3,7 @@ and gives the operator exactly the permissions it uses."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -162,7 +163,21 @@ def test_the_dashboards_are_configmaps_grafanas_sidecar_loads(
     assert rendered.returncode == 0, rendered.stderr
     maps = [d for d in yaml.safe_load_all(rendered.stdout)
             if d and d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]  # fmt: skip
+    by_name = {m["metadata"]["name"].removeprefix("stratum-operator-dashboard-"): m["data"]
+               for m in maps}  # fmt: skip
     files = sorted((CHART / "files" / "dashboards").glob("*.json"))
-    assert len(maps) == len(files) >= 1
-    for config, path in zip(sorted(maps, key=lambda m: m["metadata"]["name"]), files, strict=True):
-        assert json.loads(config["data"][path.name]) == json.loads(path.read_text())
+    sql = sorted((CHART / "files" / "dashboards" / "sql").glob("*.json"))
+    assert len(maps) == len(files) + 2 * len(sql) and files and sql
+    for path in files:
+        assert json.loads(by_name[path.stem][path.name]) == json.loads(path.read_text())
+    # each SQL dashboard once per Grafana SQL data source type, the one file's SQL in each
+    for path, (dialect, plugin) in itertools.product(sql, SQL_DATASOURCES.items()):
+        name = f"{path.stem}-{dialect.lower()}"
+        board = json.loads(by_name[name][f"{name}.json"])
+        expected = path.read_text().replace("__SQL_DATASOURCE__", plugin)
+        assert board == json.loads(expected.replace("__DIALECT__", dialect))
+        assert {p["datasource"]["type"] for p in board["panels"]} == {plugin}
+
+
+# Grafana's built-in SQL data source plugins, by the name the chart's dashboards use
+SQL_DATASOURCES = {"PostgreSQL": "grafana-postgresql-datasource", "MySQL": "mysql"}
