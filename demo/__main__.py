@@ -5,9 +5,10 @@ that really mine at a tiny difficulty (a few of them misbehaving as real firmwar
 the real ``stratum-proxy`` between them, and the real ``stratum-writer`` draining the
 proxy's spool into SQLite. A live line shows miners, shares/s accepted and rejected, and
 the writer's queue; at the end three ledgers are reconciled share for share: what the
-pool judged, what the miners heard, and what the database holds.
+pool judged, what the miners heard, and what the database holds (``ledgers.py``).
 
-The database is left in ``demo-data/shares.db`` for a look with ``sqlite3``.
+The run ends by writing ``demo-data/report.html`` (``report.py``), a picture of it to
+open in a browser; the database is left in ``demo-data/shares.db`` for ``sqlite3``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 
+from demo import report
+from demo.ledgers import read_ledgers, summary
 from sharelog.event_loop import prefer_uvloop
-from stratum_sim.miners import Behaviour, MinerStats, run_fleet
+from stratum_sim.miners import Behaviour, run_fleet
 from stratum_sim.pool import ReferencePool
 
 MINERS = int(os.environ.get("DEMO_MINERS", "300"))
@@ -72,8 +73,12 @@ def shares_by_verdict(metrics: dict[str, float]) -> tuple[float, float]:
     return accepted, total - accepted
 
 
-async def live_line(proxy_port: int, writer_port: int, stop: asyncio.Event) -> None:
-    last, last_t = (0.0, 0.0), time.monotonic()
+async def live_line(
+    proxy_port: int, writer_port: int, stop: asyncio.Event, samples: list[report.Sample]
+) -> None:
+    """Once a second: a line for the person watching, a sample for the report."""
+    started = last_t = time.monotonic()
+    last = (0.0, 0.0)
     p: dict[str, float] = {}
     while not stop.is_set():
         await asyncio.sleep(1)
@@ -88,6 +93,7 @@ async def live_line(proxy_port: int, writer_port: int, stop: asyncio.Event) -> N
         miners = p.get("stratum_proxy_miners", 0)
         stored = w.get("stratum_writer_inserted_total", 0)
         queue = w.get("stratum_writer_queue_events", 0)
+        samples.append(report.Sample(now - started, queue, stored))
         print(
             ("\r" if sys.stdout.isatty() else "")
             + f"  miners {miners:>4.0f}  accepted {(acc - last[0]) / dt:>6,.0f}/s  rejected "
@@ -125,7 +131,8 @@ async def run() -> int:
     print(f"demo: {MINERS} miners at {RATE:,.0f} shares/s for {SECONDS:.0f}s -> stratum-proxy "
           f"-> reference pool; spool -> stratum-writer -> {database}")  # fmt: skip
     stop = asyncio.Event()
-    line = asyncio.create_task(live_line(proxy_metrics, writer_metrics, stop))
+    samples: list[report.Sample] = []
+    line = asyncio.create_task(live_line(proxy_metrics, writer_metrics, stop, samples))
     jobs = asyncio.create_task(new_jobs(pool))
     stats = await run_fleet("127.0.0.1", proxy_port, MINERS, RATE, SECONDS, MISBEHAVING)
     jobs.cancel()
@@ -137,7 +144,12 @@ async def run() -> int:
     writer.send_signal(signal.SIGTERM)
     writer_code = await asyncio.to_thread(writer.wait, 60)
     await pool.close()
-    return reconcile(database, pool, stats, proxy_code, writer_code)
+    ledgers = read_ledgers(database, pool, stats, (proxy_code, writer_code), SECONDS)
+    print("\n".join(summary(ledgers)))
+    run = report.Run(MINERS, RATE, SECONDS, database)
+    path = report.write(report.gather(run, ledgers, samples), DATA / "report.html")
+    print(f"demo: a picture of this run: {path} (open it in a browser)")
+    return 0 if ledgers.agree else 1
 
 
 def wait_drained(writer_port: int) -> None:
@@ -149,39 +161,6 @@ async def new_jobs(pool: ReferencePool) -> None:
     while True:  # a new block template every few seconds, as pools send
         await asyncio.sleep(5)
         pool.new_job(clean=False)
-
-
-def reconcile(
-    database: Path, pool: ReferencePool, stats: list[MinerStats], proxy_code: int,
-    writer_code: int,
-) -> int:  # fmt: skip
-    heard: Counter[int | None] = Counter()
-    for s in stats:
-        heard.update(s.answers)
-    with sqlite3.connect(database) as conn:
-        stored = Counter({code: n for code, n in conn.execute(
-            "SELECT error_code, count(*) FROM share_events GROUP BY 1")})  # fmt: skip
-        relayed = Counter({code: n for code, n in conn.execute(
-            "SELECT error_code, count(*) FROM share_events "
-            "WHERE error_message IS NULL OR error_message NOT LIKE '%(answered by proxy)'"
-            " GROUP BY 1")})  # fmt: skip
-        (distinct,) = conn.execute("SELECT count(DISTINCT share_id) FROM share_events").fetchone()
-        (hashrate,) = conn.execute(
-            "SELECT sum(accepted_difficulty) * 4294967296.0 / ? FROM worker_stats_minute",
-            (SECONDS,),
-        ).fetchone()  # fmt: skip
-    judged = Counter(v.code for v in pool.ledger)
-    rows = sum(stored.values())
-    ok = (proxy_code == writer_code == 0 and stored == heard and relayed == judged
-          and distinct == rows)  # fmt: skip
-    names = {None: "accepted", 21: "stale", 22: "duplicate", 23: "low difficulty"}
-    print("demo: " + ", ".join(f"{names.get(c, c)} {n:,}" for c, n in sorted(
-        stored.items(), key=lambda kv: -kv[1])))  # fmt: skip
-    print(f"demo: pool judged {sum(judged.values()):,}, miners heard {sum(heard.values()):,}, "
-          f"database holds {rows:,} ({distinct:,} distinct; the proxy answered "
-          f"{rows - sum(relayed.values()):,} itself); accepted work {hashrate / 1e3:,.1f} kH/s; "
-          + ("every share recorded once, with its verdict" if ok else "MISMATCH"))  # fmt: skip
-    return 0 if ok else 1
 
 
 def main() -> int:

@@ -27,6 +27,8 @@ if [ "$scope" = all ]; then
   # the interop tests' foreign Stratum peers come from the npm registry (tests/harness/foreign.py)
   command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
   command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+  # the demo report's test opens it in a real browser (tests/harness/chromium.py)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
