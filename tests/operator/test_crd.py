@@ -156,6 +156,10 @@ def test_the_spec_model_has_the_crds_defaults() -> None:
             value = value[part]
         assert value == default, f"spec.{path}: CRD default {default!r}, model {value!r}"
     assert isinstance(parse_spec(minimal), StratumPoolSpec)
+    # and the writer's own default, which the operator restates (it does not import it)
+    from stratum_writer.config import DEFAULT_BATCH_SIZE
+
+    assert model["persistence"]["batchSize"] == DEFAULT_BATCH_SIZE
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Real servers, the real writer process, and real SIGKILLs.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 
 from harness.databases import Database
 from harness.writer import INSERTED, QUEUE, WriterProcess, assert_exactly, fill, migrate
+from sharelog.event import ACCEPTED
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
+from stratum_writer.backends import StoreResult, open_backend
 
 
 def test_n_events_in_n_distinct_rows_out(database: Database, tmp_path: Path) -> None:
@@ -139,3 +142,30 @@ def test_sigterm_during_an_outage_exits_on_the_deadline_and_keeps_the_shares(
     again.wait_for(QUEUE, lambda v: v == 0)
     assert again.terminate() == 0
     assert_exactly(server_database, shares)
+
+
+def test_a_batch_half_stored_before_stores_only_its_new_half(
+    database: Database, tmp_path: Path
+) -> None:
+    """The replay after a crash, at the backend: the fast path (PostgreSQL's COPY straight
+    into the table) meets shares stored before, undoes itself and goes the careful way;
+    the rollups and the registry count each share once."""
+    rows = [e.as_row() for e in synthetic_events(3000, users=40)]
+    migrate(WriterProcess(tmp_path / "spool", database.url))
+
+    async def write() -> list[StoreResult]:
+        backend = open_backend(database.url)
+        await backend.connect(2)
+        try:
+            return [await backend.store(rows[:2000]), await backend.store(rows[1000:]),
+                    await backend.store(rows)]  # fmt: skip
+        finally:
+            await backend.close()
+
+    first, replay, again = asyncio.run(write())
+    assert (first.inserted, first.duplicates) == (2000, 0)
+    assert (replay.inserted, replay.duplicates) == (1000, 1000)
+    assert (again.inserted, again.duplicates) == (0, 3000)
+    assert_exactly(database, 3000)
+    accepted = sum(1 for r in rows if r[ACCEPTED])
+    assert database.scalar("SELECT sum(accepted) FROM worker_stats_minute") == accepted

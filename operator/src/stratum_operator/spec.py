@@ -68,7 +68,7 @@ class PersistenceSpec(_Model):
     database_url_secret: SecretKeyRef | None = Field(None, alias="databaseUrlSecret")
     migration_url_secret: SecretKeyRef | None = Field(None, alias="migrationUrlSecret")
     retention_url_secret: SecretKeyRef | None = Field(None, alias="retentionUrlSecret")
-    batch_size: int = Field(5000, alias="batchSize")
+    batch_size: int = Field(10_000, alias="batchSize")  # the writer's DEFAULT_BATCH_SIZE
     batch_timeout_ms: int = Field(200, alias="batchTimeoutMs")
 
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 from sharelog.codec import decode_many
 from sharelog.event import SUBMITTED_AT, Row
 from sharelog.spool import Batch, SpoolReader
+from stratum_writer.config import DEFAULT_BATCH_SIZE
 from stratum_writer.deadletters import DeadLetterFile
 from stratum_writer.delivery import Abandoned, Delivery
 from stratum_writer.metrics import WriterMetrics
@@ -62,7 +63,7 @@ class Drainer:
         metrics: WriterMetrics,
         dead_letters: DeadLetterFile,
         *,
-        batch_size: int = 5000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_timeout: float = 0.2,
         workers: int = 1,
         workers_file: Path | None = None,
