@@ -20,75 +20,25 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import writer as writer_bench
+from bench import beside as beside_bench
+from bench.beside import Removal, make_old_days, retain_argv, timed
 from bench.mysql_family import Target, load_data
+from bench.ours import measure_append
 from bench.report import Reporter
-from bench.writer import measure_append, pg_copy, run_ours
+from bench.writer import pg_copy
 from harness.databases import MariaDBServer, PostgresServer
 from harness.writer import WriterProcess
 from sharelog.event import Row
-from sharelog.synthetic import synthetic_events
-from stratum_writer.retention import midnight_us
 
 PER_DAY = int(os.environ.get("BENCH_RETENTION_DAY", "250000"))
 NEW = int(os.environ.get("BENCH_RETENTION_NEW", "600000"))
-OLD_DAYS = 4
-# the old days lie ahead of the real clock, so PostgreSQL's retention makes their day
-# partitions (as it would have, had they been stored on their days)
-DAY0 = datetime.now(UTC).date() + timedelta(days=30)
 
 
 def old_rows() -> list[Row]:
-    rate = PER_DAY / 86_400
-    start = midnight_us(DAY0)
-    return [e.as_row() for e in synthetic_events(PER_DAY * OLD_DAYS, seed=9, start_us=start,
-                                                 rate_per_s=rate)]  # fmt: skip
-
-
-Removal = tuple[list[str], dict[str, str]]  # a command and its environment
-
-
-def retain_argv(writer: WriterProcess) -> Removal:
-    """Day 0 expires: --now at day 2, noon, keeping one whole day."""
-    now = datetime.combine(DAY0 + timedelta(days=2), datetime.min.time(), UTC) + timedelta(hours=12)
-    return writer.command("retain", "--share-days", "1", "--rollup-days", "1000",
-                          "--now", now.isoformat()), writer.env()  # fmt: skip
-
-
-def timed(removal: Removal) -> float:
-    argv, env = removal
-    started = time.perf_counter()
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{argv}: {out.stderr}")
-    return time.perf_counter() - started
-
-
-def beside(spool: Path, url: str, work: Path, remove: Removal | None) -> tuple[float, float]:
-    """(the writer's shares/s, seconds the removal took), the removal started with it."""
-    took: list[float] = []
-    runner = threading.Thread(target=lambda: took.append(timed(remove))) if remove else None
-    if runner is not None:
-        threading.Timer(1.0, runner.start).start()  # once the writer is storing
-    rate, _ = run_ours(spool, url, work, None)
-    if runner is not None:
-        time.sleep(1.2)
-        runner.join()
-    return rate, took[0] if took else 0.0
-
-
-def make_old_days(writer: WriterProcess) -> None:
-    """The old days' partitions, made as the CronJob would have made them on those days."""
-    for n in (0, 3):
-        at = datetime.combine(DAY0 + timedelta(days=n), datetime.min.time(), UTC)
-        timed((writer.command("retain", "--share-days", "1000", "--rollup-days", "1000",
-                              "--now", at.isoformat()), writer.env()))  # fmt: skip
+    return beside_bench.old_rows(PER_DAY)
 
 
 def main() -> int:
@@ -96,10 +46,8 @@ def main() -> int:
     rows = old_rows()
     work = Path(tempfile.mkdtemp(prefix="bench-retention-"))
     spool = work / "spool"
-    writer_bench.EVENTS = NEW  # what run_ours waits for
     # the writer's shares are of day 2: kept by every removal measured here
-    new = synthetic_events(NEW, seed=10, start_us=midnight_us(DAY0 + timedelta(days=2)))
-    measure_append(spool, [e.as_row() for e in new])
+    measure_append(spool, beside_bench.new_rows(NEW))
     maria, pg = MariaDBServer(), PostgresServer(fsync=True)
     names = iter(range(100))
     client = ["mariadb", "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}"]
@@ -136,9 +84,9 @@ def main() -> int:
             report.emit(backend=backend, system=system, metric="seconds_to_remove_a_day",
                         value=timed(removal), unit="s", rows=PER_DAY)  # fmt: skip
             url, _ = fresh()
-            alone, _ = beside(spool, url, work, None)
+            alone, _ = beside_bench.beside(spool, url, work, NEW, None)
             url, removal = fresh()
-            rate, took = beside(spool, url, work, removal)
+            rate, took = beside_bench.beside(spool, url, work, NEW, removal)
             report.emit(backend=backend, system=system, metric="writer_shares_per_s_alone",
                         value=alone, unit="shares/s")  # fmt: skip
             report.emit(backend=backend, system=system, metric="writer_shares_per_s_beside",

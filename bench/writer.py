@@ -16,15 +16,20 @@ Vitess all three systems go through a vtgate set up as vitess/README.md recommen
 the writers (``GATEWAY_FLAGS``), and ``ours-normalizing`` is ours through one with
 vtgate's defaults.
 
-Ours also upserts the per-minute rollups in each batch; the baselines do not.
-Sizes: BENCH_EVENTS (default 1,000,000) and BENCH_BASELINE_EVENTS (default 50,000).
+Ours also upserts the per-minute rollups and the worker registry in each batch; the
+baselines do not. On every backend ours also runs with ``stratum-writer retain``
+removing an expired day beside it, against itself alone on the same rows
+(``bench/beside.py``: ``ours-retention-beside``, ``ours-alone-same-rows``).
+Sizes: BENCH_EVENTS (default 1,000,000), BENCH_BASELINE_EVENTS (default 50,000),
+BENCH_BESIDE_DAY and BENCH_BESIDE_NEW (50,000 shares a day on four old days, 300,000 new).
+The writer runs as shipped (its default batch size) unless BENCH_BATCH_SIZE says.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import json
+import functools
 import os
 import sqlite3
 import subprocess
@@ -37,89 +42,20 @@ from typing import Any
 
 import asyncpg
 
+from bench.beside import with_and_without_retention
 from bench.mysql_family import Target, baseline, load_data
+from bench.ours import measure_append, run_ours
 from bench.report import Reporter
 from bench.rows import csv_rows
 from harness.databases import MariaDBServer, PostgresServer
 from harness.mysql import MySQLServer
-from harness.procfs import rss_kb
 from harness.vitess_cluster import VitessCluster, set_up_keyspace
 from harness.writer import WriterProcess
 from sharelog.event import FIELDS, Row
-from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 BASELINE = int(os.environ.get("BENCH_BASELINE_EVENTS", "50000"))
-WORKERS = os.environ.get("BENCH_WRITER_WORKERS", "2")
-BATCH = os.environ.get("BENCH_BATCH_SIZE", "5000")
-
-
-def measure_append(spool: Path, rows: list[Row]) -> float:
-    """Producer cost per event, amortized, the flush to disk included."""
-    from sharelog.event import ShareEvent
-
-    events = [ShareEvent.from_row(r) for r in rows]
-    producer = SpoolProducer(spool, segment_bytes=64 << 20, max_bytes=1 << 40)
-    started = time.perf_counter_ns()
-    for i, e in enumerate(events):
-        producer.append(e)
-        if i & 4095 == 4095:
-            producer.flush_sync()
-    producer.close_sync()
-    return (time.perf_counter_ns() - started) / len(events)
-
-
-def fill_spool(spool: Path, rows: list[Row]) -> None:
-    measure_append(spool, rows)
-
-
-def run_ours(
-    spool_template: Path, url: str, work: Path, strategy: str | None,
-    vitess_shards: tuple[str, ...] = (),
-) -> tuple[float, float]:  # fmt: skip
-    """(sustained shares/s, peak RSS MiB) of the real writer draining a pre-filled spool."""
-    spool = work / f"spool-{time.monotonic_ns()}"
-    subprocess.run(["cp", "-r", str(spool_template), str(spool)], check=True)
-    extra = ["--batch-size", BATCH, "--workers", WORKERS, "--max-workers", WORKERS]
-    if strategy:
-        extra += ["--pg-strategy", strategy]
-    settings = None
-    if vitess_shards:  # as the operator's ConfigMap says it for a vitess pool
-        settings = work / f"writer-{time.monotonic_ns()}.json"
-        settings.write_text(json.dumps({"vitess_shards": list(vitess_shards)}))
-    writer = WriterProcess(spool, url, *extra, config=settings)
-    out = writer.run_command("migrate")
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
-    writer.start()
-    rss = 0.0
-    assert writer.proc is not None
-    first: tuple[float, float] | None = None  # (time, shares) when the first batch landed
-    while True:
-        m = writer.metrics()
-        now = time.perf_counter()
-        done = m.get("stratum_writer_inserted_total", 0) + m.get(
-            "stratum_writer_duplicates_ignored_total", 0
-        )
-        if first is None and done > 0:
-            first = (now, done)
-        rss = max(rss, _rss_mb(writer.proc.pid))
-        if done >= EVENTS and m.get("stratum_writer_queue_events", 1) == 0:
-            break
-        time.sleep(0.1)  # each scrape costs the writer a spool walk: don't measure the probe
-    assert first is not None
-    writer.terminate()
-    subprocess.run(["rm", "-rf", str(spool)], check=True)
-    # sustained: from the first committed batch to the last, start-up excluded
-    return (EVENTS - first[1]) / (now - first[0]), rss
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        return rss_kb(pid) / 1024
-    except (OSError, RuntimeError):  # the writer already gone: nothing to report
-        return 0.0
 
 
 def pg_copy(pg: PostgresServer, db: str, rows: list[Row], work: Path) -> float:
@@ -192,7 +128,8 @@ def _vitess(
     vitess = VitessCluster(vtgate_flags=flags)
     try:
         set_up_keyspace(vitess, work / f"keyspace-{len(flags)}")
-        rate, rss = run_ours(spool, vitess.url(), work, None, vitess_shards=vitess.shards)
+        rate, rss = run_ours(spool, vitess.url(), work, None, events=EVENTS,
+                             vitess_shards=vitess.shards)  # fmt: skip
         ours = "ours" if flags else "ours-normalizing"
         report.emit(backend="vitess", system=ours, metric="shares_per_s", value=rate,
                     unit="shares/s", events=EVENTS, shards=len(vitess.shards),
@@ -200,6 +137,12 @@ def _vitess(
         report.emit(backend="vitess", system=ours, metric="rss_mb", value=rss, unit="MiB")
         if not flags:
             return
+
+        def emptied() -> str:
+            vitess.clear()
+            return vitess.url()
+
+        with_and_without_retention(report, "vitess", emptied, work, vitess.shards)
         gate = Target(vitess.vtgate_port, vitess.keyspace, user="stratum")
         for system, batch in (("one-insert", 1), ("batch-100", 100)):
             vitess.clear()
@@ -231,6 +174,9 @@ def main() -> int:
         WriterProcess(spool, url).run_command("migrate")
         return name, url
 
+    def fresh_url(server: MariaDBServer | MySQLServer) -> str:
+        return fresh_my(server)[1]
+
     def fresh_my(server: MariaDBServer | MySQLServer) -> tuple[str, str]:
         name = f"b{next(names)}"
         url = server.create_database(name)
@@ -241,7 +187,7 @@ def main() -> int:
         # PostgreSQL
         for strategy in ("unnest", "copy"):
             _, url = fresh_pg()
-            rate, rss = run_ours(spool, url, work, strategy)
+            rate, rss = run_ours(spool, url, work, strategy, events=EVENTS)
             report.emit(backend="postgres", system=f"ours-{strategy}", metric="shares_per_s",
                         value=rate, unit="shares/s", events=EVENTS, rss_mb=rss)  # fmt: skip
             if strategy == "copy":  # the writer's default, measured the faster
@@ -250,6 +196,7 @@ def main() -> int:
                 report.emit(
                     backend="postgres", system="ours", metric="rss_mb", value=rss, unit="MiB"
                 )
+        with_and_without_retention(report, "postgres", lambda: fresh_pg()[1], work)
         name, _ = fresh_pg()
         report.emit(backend="postgres", system="copy", metric="shares_per_s",
                     value=pg_copy(pg, name, rows, work), unit="shares/s", events=EVENTS)  # fmt: skip
@@ -270,10 +217,11 @@ def main() -> int:
         ]  # fmt: skip
         for backend, server, target in servers:
             _, url = fresh_my(server)
-            rate, rss = run_ours(spool, url, work, None)
+            rate, rss = run_ours(spool, url, work, None, events=EVENTS)
             report.emit(backend=backend, system="ours", metric="shares_per_s", value=rate,
                         unit="shares/s", events=EVENTS)  # fmt: skip
             report.emit(backend=backend, system="ours", metric="rss_mb", value=rss, unit="MiB")
+            with_and_without_retention(report, backend, functools.partial(fresh_url, server), work)
             name, _ = fresh_my(server)
             report.emit(backend=backend, system="load-data", metric="shares_per_s",
                         value=load_data(target(name), rows, work), unit="shares/s",
@@ -288,10 +236,14 @@ def main() -> int:
             _vitess(report, spool, work, prefix, flags)
         # SQLite
         url = f"sqlite:///{work / 'ours.db'}"
-        rate, rss = run_ours(spool, url, work, None)
+        rate, rss = run_ours(spool, url, work, None, events=EVENTS)
         report.emit(backend="sqlite", system="ours", metric="shares_per_s", value=rate,
                     unit="shares/s", events=EVENTS)  # fmt: skip
         report.emit(backend="sqlite", system="ours", metric="rss_mb", value=rss, unit="MiB")
+        sqlite_files = iter(range(100))
+        with_and_without_retention(
+            report, "sqlite", lambda: f"sqlite:///{work / f'beside-{next(sqlite_files)}.db'}", work
+        )
         for system, batch in (("one-insert", 1), ("batch-100", 100)):
             path = work / f"{system}.db"
             WriterProcess(spool, f"sqlite:///{path}").run_command("migrate")

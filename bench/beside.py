@@ -1,0 +1,114 @@
+"""The writer storing while ``stratum-writer retain`` removes an expired day beside it.
+
+Old shares lie on four days ahead of the real clock (so PostgreSQL's and MySQL's
+retention makes their day partitions, as it would have had they been stored on their
+days); the writer's new shares are of the third. ``retain`` runs with ``--now`` at noon
+of that day keeping one whole day, so day 0 expires and nothing the writer stores does.
+``with_and_without_retention`` is what ``make bench-writer`` runs on every backend: two
+databases loaded alike, the writer draining the same spool on each, alone and with the
+removal started a second after it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.ours import measure_append, run_ours, writer_for
+from bench.report import Reporter
+from harness.writer import WriterProcess
+from sharelog.event import Row
+from sharelog.synthetic import synthetic_events
+from stratum_writer.retention import midnight_us
+
+OLD_DAYS = 4
+DAY0 = datetime.now(UTC).date() + timedelta(days=30)
+# bench-writer's sizes for the comparison (bench-retention sets its own)
+PER_DAY = int(os.environ.get("BENCH_BESIDE_DAY", "50000"))
+NEW = int(os.environ.get("BENCH_BESIDE_NEW", "300000"))
+
+Removal = tuple[list[str], dict[str, str]]  # a command and its environment
+
+
+def old_rows(per_day: int) -> list[Row]:
+    start = midnight_us(DAY0)
+    return [e.as_row() for e in synthetic_events(per_day * OLD_DAYS, seed=9, start_us=start,
+                                                 rate_per_s=per_day / 86_400)]  # fmt: skip
+
+
+def new_rows(count: int) -> list[Row]:
+    start = midnight_us(DAY0 + timedelta(days=2))
+    return [e.as_row() for e in synthetic_events(count, seed=10, start_us=start)]
+
+
+def retain_argv(writer: WriterProcess) -> Removal:
+    """Day 0 expires: --now at day 2, noon, keeping one whole day."""
+    now = datetime.combine(DAY0 + timedelta(days=2), datetime.min.time(), UTC) + timedelta(hours=12)
+    return writer.command("retain", "--share-days", "1", "--rollup-days", "1000",
+                          "--now", now.isoformat()), writer.env()  # fmt: skip
+
+
+def timed(removal: Removal) -> float:
+    argv, env = removal
+    started = time.perf_counter()
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{argv}: {out.stderr}")
+    return time.perf_counter() - started
+
+
+def make_old_days(writer: WriterProcess) -> None:
+    """The old days' partitions, made as the CronJob would have made them on those days
+    (nothing to make on SQLite or a Vitess shard: retain says so and moves on)."""
+    for n in (0, 3):
+        at = datetime.combine(DAY0 + timedelta(days=n), datetime.min.time(), UTC)
+        timed((writer.command("retain", "--share-days", "1000", "--rollup-days", "1000",
+                              "--now", at.isoformat()), writer.env()))  # fmt: skip
+
+
+def beside(spool: Path, url: str, work: Path, events: int, remove: Removal | None,
+           vitess_shards: tuple[str, ...] = ()) -> tuple[float, float]:  # fmt: skip
+    """(the writer's shares/s, seconds the removal took), the removal started with it."""
+    took: list[float] = []
+    runner = threading.Thread(target=lambda: took.append(timed(remove))) if remove else None
+    if runner is not None:
+        threading.Timer(1.0, runner.start).start()  # once the writer is storing
+    rate, _ = run_ours(spool, url, work, None, events=events, vitess_shards=vitess_shards)
+    if runner is not None:
+        time.sleep(1.2)
+        runner.join()
+    return rate, took[0] if took else 0.0
+
+
+def with_and_without_retention(
+    report: Reporter, backend: str, fresh_url: Callable[[], str], work: Path,
+    vitess_shards: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """The writer alone and with retention beside, each on a database ``fresh_url`` made
+    and the writer itself loaded with the old days, draining the same new shares."""
+    old, new = work / "beside-old", work / "beside-new"
+    if not old.exists():
+        measure_append(old, old_rows(PER_DAY))
+        measure_append(new, new_rows(NEW))
+    rates = {}
+    for mode in ("alone", "beside"):
+        url = fresh_url()
+        writer = writer_for(new, url, work, vitess_shards)
+        assert writer.run_command("migrate").returncode == 0
+        make_old_days(writer)
+        run_ours(old, url, work, None, events=PER_DAY * OLD_DAYS, vitess_shards=vitess_shards)
+        rates[mode], took = beside(new, url, work, NEW,
+                                   retain_argv(writer) if mode == "beside" else None,
+                                   vitess_shards)  # fmt: skip
+    report.emit(backend=backend, system="ours-retention-beside", metric="shares_per_s",
+                value=rates["beside"], unit="shares/s", events=NEW, removed_rows=PER_DAY,
+                removal_s=round(took, 3))  # fmt: skip
+    report.emit(backend=backend, system="ours-alone-same-rows", metric="shares_per_s",
+                value=rates["alone"], unit="shares/s", events=NEW)  # fmt: skip
+    report.emit(backend=backend, system="ours", metric="retention_beside_vs_alone",
+                value=rates["beside"] / rates["alone"], unit="x")  # fmt: skip
