@@ -28,6 +28,10 @@ from stratum_sim.miners import Behaviour
         ({"upstreams": ["stratum+tcp://p:1"], "submit_timeout_s": -1}, "submit_timeout_s"),
         ({"upstreams": ["stratum+tcp://p:1"], "max_conections": 5}, "max_conections: Extra"),
         ({"upstreams": ["stratum+tcp://p:1"], "routes": {"a": []}}, "route 'a' has no upstreams"),
+        (
+            {"upstreams": ["stratum+tcp://p:1"], "sidecar_metrics": {"writer": "9102"}},
+            "sidecar 'writer': '9102' is not HOST:PORT",
+        ),
     ],
 )
 def test_a_bad_config_is_one_clear_line_and_exit_2(
