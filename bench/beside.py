@@ -71,11 +71,20 @@ def make_old_days(writer: WriterProcess) -> None:
                               "--now", at.isoformat()), writer.env()))  # fmt: skip
 
 
-def beside(spool: Path, url: str, work: Path, events: int, remove: Removal | None,
+Remove = Callable[[], float]  # removes the expired day; returns the seconds it took
+
+
+def removal(writer: WriterProcess) -> Remove:
+    """``stratum-writer retain`` expiring day 0, as a Remove."""
+    argv = retain_argv(writer)
+    return lambda: timed(argv)
+
+
+def beside(spool: Path, url: str, work: Path, events: int, remove: Remove | None,
            vitess_shards: tuple[str, ...] = ()) -> tuple[float, float]:  # fmt: skip
     """(the writer's shares/s, seconds the removal took), the removal started with it."""
     took: list[float] = []
-    runner = threading.Thread(target=lambda: took.append(timed(remove))) if remove else None
+    runner = threading.Thread(target=lambda: took.append(remove())) if remove else None
     if runner is not None:
         threading.Timer(1.0, runner.start).start()  # once the writer is storing
     rate, _ = run_ours(spool, url, work, None, events=events, vitess_shards=vitess_shards)
@@ -83,6 +92,27 @@ def beside(spool: Path, url: str, work: Path, events: int, remove: Removal | Non
         time.sleep(1.2)
         runner.join()
     return rate, took[0] if took else 0.0
+
+
+def compare_removals(
+    report: Reporter, backend: str, system: str, fresh: Callable[[], tuple[str, Remove]],
+    spool: Path, work: Path, events: int, vitess_shards: tuple[str, ...] = (), **extra: object,
+) -> None:  # fmt: skip
+    """One way of removing a day: timed alone, then the writer on ``spool`` alone and
+    with it beside, each on a database ``fresh`` made (its url, and how to remove)."""
+    _, remove = fresh()
+    report.emit(backend=backend, system=system, metric="seconds_to_remove_a_day",
+                value=remove(), unit="s", **extra)  # fmt: skip
+    url, _ = fresh()
+    alone, _ = beside(spool, url, work, events, None, vitess_shards)
+    url, remove = fresh()
+    rate, took = beside(spool, url, work, events, remove, vitess_shards)
+    report.emit(backend=backend, system=system, metric="writer_shares_per_s_alone",
+                value=alone, unit="shares/s")  # fmt: skip
+    report.emit(backend=backend, system=system, metric="writer_shares_per_s_beside",
+                value=rate, unit="shares/s", removal_s=round(took, 3))  # fmt: skip
+    report.emit(backend=backend, system=system, metric="beside_vs_alone",
+                value=rate / alone, unit="x")  # fmt: skip
 
 
 def with_and_without_retention(
@@ -103,7 +133,7 @@ def with_and_without_retention(
         make_old_days(writer)
         run_ours(old, url, work, None, events=PER_DAY * OLD_DAYS, vitess_shards=vitess_shards)
         rates[mode], took = beside(new, url, work, NEW,
-                                   retain_argv(writer) if mode == "beside" else None,
+                                   removal(writer) if mode == "beside" else None,
                                    vitess_shards)  # fmt: skip
     report.emit(backend=backend, system="ours-retention-beside", metric="shares_per_s",
                 value=rates["beside"], unit="shares/s", events=NEW, removed_rows=PER_DAY,

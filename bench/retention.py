@@ -9,6 +9,8 @@ Same rows, same run, side by side:
   does on a Vitess shard). Each is timed alone, and beside a writer storing new shares:
   the writer's shares/s with it running, against the writer alone on the same rows.
 - **PostgreSQL**: ours (the expired day's partition dropped whole), the same way.
+- **Vitess**, per shard through vtgate: batched deletes (what ships) against day
+  partitions made by shard-targeted DDL (``bench/retention_vitess.py``).
 
 Sizes: BENCH_RETENTION_DAY (shares per old day, default 250,000; four old days) and
 BENCH_RETENTION_NEW (shares the writer stores, default 600,000).
@@ -24,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import beside as beside_bench
-from bench.beside import Removal, make_old_days, retain_argv, timed
+from bench import retention_vitess
+from bench.beside import Remove, compare_removals, make_old_days, removal
 from bench.mysql_family import Target, load_data
 from bench.ours import measure_append
 from bench.report import Reporter
@@ -52,7 +55,7 @@ def main() -> int:
     names = iter(range(100))
     client = ["mariadb", "--no-defaults", "--local-infile=1", "-uroot", f"--socket={maria.socket}"]
 
-    def fresh_maria(partitioned: bool) -> tuple[str, Removal]:
+    def fresh_maria(partitioned: bool) -> tuple[str, Remove]:
         """A database holding the old days; how to remove day 0 from it."""
         name = f"m{next(names)}"
         url = maria.create_database(name)
@@ -63,36 +66,25 @@ def main() -> int:
         else:
             maria.sql("ALTER TABLE share_events REMOVE PARTITIONING", name)
         load_data(Target(maria.port, name, client=tuple(client)), rows, work)
-        return url, retain_argv(writer)
+        return url, removal(writer)
 
-    def fresh_pg() -> tuple[str, Removal]:
+    def fresh_pg() -> tuple[str, Remove]:
         name = f"p{next(names)}"
         url = pg.create_database(name)
         writer = WriterProcess(spool, url)
         assert writer.run_command("migrate").returncode == 0
         make_old_days(writer)
         pg_copy(pg, name, rows, work)
-        return url, retain_argv(writer)
+        return url, removal(writer)
 
     try:
-        systems: list[tuple[str, str, Callable[[], tuple[str, Removal]]]] = [
+        systems: list[tuple[str, str, Callable[[], tuple[str, Remove]]]] = [
                    ("mariadb", "ours", lambda: fresh_maria(True)),
                    ("mariadb", "batched-delete", lambda: fresh_maria(False)),
                    ("postgres", "ours", fresh_pg)]  # fmt: skip
         for backend, system, fresh in systems:
-            _, removal = fresh()
-            report.emit(backend=backend, system=system, metric="seconds_to_remove_a_day",
-                        value=timed(removal), unit="s", rows=PER_DAY)  # fmt: skip
-            url, _ = fresh()
-            alone, _ = beside_bench.beside(spool, url, work, NEW, None)
-            url, removal = fresh()
-            rate, took = beside_bench.beside(spool, url, work, NEW, removal)
-            report.emit(backend=backend, system=system, metric="writer_shares_per_s_alone",
-                        value=alone, unit="shares/s")  # fmt: skip
-            report.emit(backend=backend, system=system, metric="writer_shares_per_s_beside",
-                        value=rate, unit="shares/s", removal_s=round(took, 3))  # fmt: skip
-            report.emit(backend=backend, system=system, metric="beside_vs_alone",
-                        value=rate / alone, unit="x")  # fmt: skip
+            compare_removals(report, backend, system, fresh, spool, work, NEW, rows=PER_DAY)
+        retention_vitess.main(report, work)
     finally:
         maria.destroy()
         pg.destroy()
