@@ -21,6 +21,7 @@ from harness.stratum_pools import (
     migrated,
     pool,
     proxy_pods,
+    said,
     secret,
     status,
 )
@@ -108,11 +109,11 @@ def test_config_change_rolls_hand_deleted_statefulset_returns_deletion_cleans_up
 
     cp.wait("a new config hash on the pod template", new_hash, 30)
     assert '"batch_size": 1000' in cp.get("configmap", "life-config", ns)["data"]["writer.json"]  # type: ignore[index]
-    assert any(e["reason"] == "RollingOut" for e in events(cp, ns))
+    assert said(cp, ns, "RollingOut")
     cp.kubectl("delete", "statefulset", "life-proxy", "-n", ns, "--wait=false")
     cp.wait("the StatefulSet restored", lambda: (cp.get("statefulset", "life-proxy", ns) or {}).get(
         "metadata", {}).get("uid") not in (None, first["metadata"]["uid"]), 40)  # fmt: skip
-    assert any(e["reason"] == "Restored" for e in events(cp, ns))
+    assert said(cp, ns, "Restored")
     cp.kubectl("delete", "stratumpool", "life", "-n", ns, "--wait=false")
     # its two spool claims are drained first: play the kubelet for their drain Jobs
     drains = cp.wait("a drain Job per claim", lambda: len(jobs(cp, ns, "drain")) == 2 and

@@ -22,6 +22,7 @@ from harness.stratum_pools import (
     pool,
     proxy_pods,
     ready_pool,
+    said,
     secret,
     status,
 )
@@ -154,8 +155,8 @@ def test_a_deleted_service_returns_at_once_and_an_idle_status_is_not_rewritten(
     cp.wait("the Service back", lambda: (cp.get("service", "steady", ns) or {}).get(
         "metadata", {}).get("uid") not in (None, before["metadata"]["uid"]), 10)  # fmt: skip
     assert time.monotonic() - started < 5
-    restored = [e for e in events(cp, ns) if e["reason"] == "Restored"]
-    assert restored and "Service steady was deleted" in restored[0]["message"]
+    restored = said(cp, ns, "Restored")
+    assert "Service steady was deleted" in restored[0]["message"], restored
     time.sleep(3)
     version = cp.get("stratumpool", "steady", ns)["metadata"]["resourceVersion"]  # type: ignore[index]
     time.sleep(25)  # two ticks and more: an unchanged status is not written

@@ -23,6 +23,7 @@ from harness.stratum_pools import (
     pool,
     proxy_pods,
     ready_pool,
+    said,
     secret,
     status,
 )
@@ -128,9 +129,7 @@ def test_a_hand_scale_is_put_right_at_once_and_said_so(
     cp.kubectl("scale", "statefulset", "handscale-proxy", "-n", ns, "--replicas=5")
     cp.wait("back to 2 replicas", lambda: (cp.get("statefulset", "handscale-proxy", ns) or {})
             .get("spec", {}).get("replicas") == 2, 20)  # fmt: skip
-    # the Event is posted when the pass that put it right ends, a moment after its apply
-    restored = cp.wait("the Restored Event", lambda: [e for e in events(cp, ns)
-                                                      if e["reason"] == "Restored"], 20)  # fmt: skip
+    restored = said(cp, ns, "Restored")
     assert "set by hand (kubectl" in restored[0]["message"], restored
     for c in status(cp, "handscale", ns)["conditions"]:  # reasons agree with statuses
         assert not (c["type"] == "Ready" and c["status"] == "False"

@@ -20,7 +20,17 @@ from harness.databases import Database, PostgresServer
 from harness.job_pod import project_volumes, run_job_pod
 from harness.kubernetes import ControlPlane
 from harness.operator import OperatorProcess
-from harness.stratum_pools import condition, events, job_pods, jobs, migrated, pool, secret, status
+from harness.stratum_pools import (
+    condition,
+    events,
+    job_pods,
+    jobs,
+    migrated,
+    pool,
+    said,
+    secret,
+    status,
+)
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill
 from stratum_operator.spec import default_image
 
@@ -319,7 +329,7 @@ def test_a_deployment_era_pool_moves_to_the_statefulset_losing_nothing(
     outage_db.start()
     old_writer.wait_for(QUEUE, lambda v: v == 0, 60)
     cp.wait("the Deployment retired", lambda: cp.get("deployment", "up-proxy", ns) is None, 40)
-    assert any(e["reason"] == "DeploymentRetired" for e in events(cp, ns))
+    assert said(cp, ns, "DeploymentRetired")
     assert old_writer.terminate(30) == 0  # the kubelet's SIGTERM to the old pod
     pods.stop_all()
     assert_exactly(_db(outage_db), 3000)

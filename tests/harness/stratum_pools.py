@@ -42,6 +42,15 @@ def events(cp: ControlPlane, ns: str) -> list[dict[str, Any]]:
     return list(json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json"))["items"])
 
 
+def said(cp: ControlPlane, ns: str, reason: str, timeout: float = 20) -> list[dict[str, Any]]:
+    """The Events of ``reason``, once there is one: the operator posts a pass's Events when
+    the pass ends, a moment after the changes it applied are visible."""
+    found: list[dict[str, Any]] = cp.wait(
+        f"a {reason} Event", lambda: [e for e in events(cp, ns) if e["reason"] == reason], timeout
+    )
+    return found
+
+
 def job_pods(cp: ControlPlane, ns: str, job: str) -> list[dict[str, Any]]:
     out = cp.kubectl(
         "get", "pods", "-n", ns, "-l", f"batch.kubernetes.io/job-name={job}", "-o", "json"
