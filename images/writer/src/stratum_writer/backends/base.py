@@ -91,7 +91,8 @@ class Transaction(ABC):
 
     @abstractmethod
     async def insert_all(self, rows: Sequence[Row]) -> int:
-        """Insert ignoring rows whose share_id exists; return how many were new."""
+        """Insert ignoring rows whose share_id exists; return how many it stored: all of
+        them, or fewer when some were there (``store`` then finds which, ``insert_new``)."""
 
     @abstractmethod
     async def insert_new(self, rows: Sequence[Row]) -> list[Row]:

@@ -4,8 +4,9 @@ Two idempotent bulk paths, chosen by ``strategy`` and measured against each othe
 ``make bench-writer``. ``copy`` (the default) streams the batch by binary COPY straight
 into ``share_events``, inside a savepoint: COPY has no ON CONFLICT, so a batch holding
 a share stored before (a replay after a crash, and nothing else) fails as a whole,
-undoes itself, and goes again the careful way: COPY into a per-connection temporary
-table, then ``INSERT ... SELECT ... ON CONFLICT (share_id, submitted_at) DO NOTHING``.
+undoes itself, and goes again the careful way (``insert_new``): COPY into a
+per-connection temporary table, then ``INSERT ... SELECT ... ON CONFLICT (share_id,
+submitted_at) DO NOTHING RETURNING share_id``.
 ``unnest`` binds each column as one array and inserts ``SELECT ... FROM unnest(...)``
 with the same ON CONFLICT. Either way a replayed batch changes nothing.
 """
@@ -140,7 +141,9 @@ class _PgTransaction(Transaction):
                     )
                 return len(rows)
             except asyncpg.UniqueViolationError:
-                pass  # some were stored before (a replay after a crash): the careful way
+                # some were stored before (a replay after a crash); the savepoint undid the
+                # COPY, so nothing is stored: store() finds which are new (insert_new)
+                return 0
         insert, args = await self._source(rows)
         count: int = await self.conn.fetchval(_COUNT_NEW.format(insert=insert), *args)
         return count
