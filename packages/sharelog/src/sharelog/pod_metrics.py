@@ -27,10 +27,12 @@ class SidecarUnreadable(Exception):
 
 
 async def read_sidecar(address: str) -> bytes:
-    """GET ``/metrics`` from ``host:port`` (HTTP/1.0, so the body ends the connection)."""
+    """GET ``/metrics`` from ``host:port`` (HTTP/1.0, so the body ends the connection);
+    the proxy's settings refuse an address that is not HOST:PORT, so a bad one here is
+    only unreadable."""
     host, _, port = address.rpartition(":")
     try:
-        return await asyncio.wait_for(_get(host or "127.0.0.1", int(port)), TIMEOUT_S)
+        return await asyncio.wait_for(_get(host, int(port)), TIMEOUT_S)
     except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
         raise SidecarUnreadable(f"{address}: {exc!r}") from exc
 
