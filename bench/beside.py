@@ -94,19 +94,29 @@ def beside(spool: Path, url: str, work: Path, events: int, remove: Remove | None
     return rate, took[0] if took else 0.0
 
 
-def compare_removals(
-    report: Reporter, backend: str, system: str, fresh: Callable[[], tuple[str, Remove]],
-    spool: Path, work: Path, events: int, vitess_shards: tuple[str, ...] = (), **extra: object,
-) -> None:  # fmt: skip
-    """One way of removing a day: timed alone, then the writer on ``spool`` alone and
-    with it beside, each on a database ``fresh`` made (its url, and how to remove)."""
-    _, remove = fresh()
-    report.emit(backend=backend, system=system, metric="seconds_to_remove_a_day",
-                value=remove(), unit="s", **extra)  # fmt: skip
+def alone_and_beside(
+    fresh: Callable[[], tuple[str, Remove]], spool: Path, work: Path, events: int,
+    vitess_shards: tuple[str, ...] = (),
+) -> tuple[float, float, float]:  # fmt: skip
+    """The writer draining ``spool`` alone, then with the removal beside it, each on a
+    database ``fresh`` made (its url, and how to remove from it): (shares/s alone,
+    shares/s beside, seconds the removal took)."""
     url, _ = fresh()
     alone, _ = beside(spool, url, work, events, None, vitess_shards)
     url, remove = fresh()
     rate, took = beside(spool, url, work, events, remove, vitess_shards)
+    return alone, rate, took
+
+
+def compare_removals(
+    report: Reporter, backend: str, system: str, fresh: Callable[[], tuple[str, Remove]],
+    spool: Path, work: Path, events: int, vitess_shards: tuple[str, ...] = (), **extra: object,
+) -> None:  # fmt: skip
+    """One way of removing a day: timed alone, then ``alone_and_beside``."""
+    _, remove = fresh()
+    report.emit(backend=backend, system=system, metric="seconds_to_remove_a_day",
+                value=remove(), unit="s", **extra)  # fmt: skip
+    alone, rate, took = alone_and_beside(fresh, spool, work, events, vitess_shards)
     report.emit(backend=backend, system=system, metric="writer_shares_per_s_alone",
                 value=alone, unit="shares/s")  # fmt: skip
     report.emit(backend=backend, system=system, metric="writer_shares_per_s_beside",
@@ -119,26 +129,26 @@ def with_and_without_retention(
     report: Reporter, backend: str, fresh_url: Callable[[], str], work: Path,
     vitess_shards: tuple[str, ...] = (),
 ) -> None:  # fmt: skip
-    """The writer alone and with retention beside, each on a database ``fresh_url`` made
-    and the writer itself loaded with the old days, draining the same new shares."""
+    """``alone_and_beside`` on databases ``fresh_url`` made, each migrated and loaded with
+    the old days by the writer itself, the removal being ``stratum-writer retain``."""
     old, new = work / "beside-old", work / "beside-new"
     if not old.exists():
         measure_append(old, old_rows(PER_DAY))
         measure_append(new, new_rows(NEW))
-    rates = {}
-    for mode in ("alone", "beside"):
+
+    def fresh() -> tuple[str, Remove]:
         url = fresh_url()
         writer = writer_for(new, url, work, vitess_shards)
         assert writer.run_command("migrate").returncode == 0
         make_old_days(writer)
         run_ours(old, url, work, None, events=PER_DAY * OLD_DAYS, vitess_shards=vitess_shards)
-        rates[mode], took = beside(new, url, work, NEW,
-                                   removal(writer) if mode == "beside" else None,
-                                   vitess_shards)  # fmt: skip
+        return url, removal(writer)
+
+    alone, rate, took = alone_and_beside(fresh, new, work, NEW, vitess_shards)
     report.emit(backend=backend, system="ours-retention-beside", metric="shares_per_s",
-                value=rates["beside"], unit="shares/s", events=NEW, removed_rows=PER_DAY,
+                value=rate, unit="shares/s", events=NEW, removed_rows=PER_DAY,
                 removal_s=round(took, 3))  # fmt: skip
     report.emit(backend=backend, system="ours-alone-same-rows", metric="shares_per_s",
-                value=rates["alone"], unit="shares/s", events=NEW)  # fmt: skip
+                value=alone, unit="shares/s", events=NEW)  # fmt: skip
     report.emit(backend=backend, system="ours", metric="retention_beside_vs_alone",
-                value=rates["beside"] / rates["alone"], unit="x")  # fmt: skip
+                value=rate / alone, unit="x")  # fmt: skip
