@@ -24,7 +24,7 @@ from bench.report import Reporter
 from harness.writer import WriterProcess
 from sharelog.event import Row
 from sharelog.synthetic import synthetic_events
-from stratum_writer.retention import midnight_us
+from stratum_writer.backends.day_partitions import midnight_us
 
 OLD_DAYS = 4
 DAY0 = datetime.now(UTC).date() + timedelta(days=30)
@@ -64,7 +64,7 @@ def timed(removal: Removal) -> float:
 
 def make_old_days(writer: WriterProcess) -> None:
     """The old days' partitions, made as the CronJob would have made them on those days
-    (nothing to make on SQLite or a Vitess shard: retain says so and moves on)."""
+    (on each Vitess shard too; nothing to make on SQLite)."""
     for n in (0, 3):
         at = datetime.combine(DAY0 + timedelta(days=n), datetime.min.time(), UTC)
         timed((writer.command("retain", "--share-days", "1000", "--rollup-days", "1000",

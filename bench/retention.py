@@ -6,11 +6,12 @@ Same rows, same run, side by side:
   the table partitioned by day (``RANGE COLUMNS(share_id)``, migration 0003) and the
   expired day dropped whole; and ``batched-delete``, the same table with its
   partitioning removed, where retain deletes by primary-key range in batches (what it
-  does on a Vitess shard). Each is timed alone, and beside a writer storing new shares:
+  does on a table not partitioned yet). Each is timed alone, and beside a writer storing new shares:
   the writer's shares/s with it running, against the writer alone on the same rows.
 - **PostgreSQL**: ours (the expired day's partition dropped whole), the same way.
-- **Vitess**, per shard through vtgate: batched deletes (what ships) against day
-  partitions made by shard-targeted DDL (``bench/retention_vitess.py``).
+- **Vitess**, per shard through vtgate, the same two ways: ours (each shard partitioned
+  by ``migrate``, its expired day dropped by shard-targeted DDL) and batched deletes
+  (``bench/retention_vitess.py``).
 
 Sizes: BENCH_RETENTION_DAY (shares per old day, default 250,000; four old days) and
 BENCH_RETENTION_NEW (shares the writer stores, default 600,000).

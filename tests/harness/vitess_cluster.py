@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from harness.writer import WriterProcess
 from stratum_operator.builders import desired_objects
 from stratum_operator.spec import default_image, parse_spec
 from stratum_writer.aggregates import AGGREGATES
+from stratum_writer.backends.day_partitions import by_day_ddl
 
 CELL = "zone1"
 APP_PASSWORD = "vt-app-password"  # vttablet refuses an empty one
@@ -214,10 +216,18 @@ class VitessCluster(ProcessGroup):
             self.start("vtgate")
 
     def clear(self) -> None:
-        """Empty the share tables on every shard (a test's fresh start)."""
+        """Empty the share tables on every shard, share_events partitioned as ``migrate``
+        first partitions it (a test's fresh start: no day partitions left from the last)."""
         tables = ("share_events", *(aggregate.table for aggregate in AGGREGATES))
+        layout = by_day_ddl(datetime.now(UTC).date())
         for shard in self.shards:
-            self.shard_sql(shard, "; ".join(f"TRUNCATE {t}" for t in tables))
+            partitioned = self.shard_sql(shard, "SELECT count(*) FROM information_schema."
+                                         "partitions WHERE table_schema = DATABASE() AND "
+                                         "table_name = 'share_events' AND partition_name "
+                                         "IS NOT NULL")  # fmt: skip
+            unpartition = ["ALTER TABLE share_events REMOVE PARTITIONING"] * (partitioned != "0")
+            self.shard_sql(shard, "; ".join([*(f"TRUNCATE {t}" for t in tables), *unpartition,
+                                             layout]))  # fmt: skip
 
     def make_primary(self, shard: str) -> None:
         self._until(f"{shard} primary", lambda: self.ctl(

@@ -1,50 +1,19 @@
 """Retention on the real servers, while the writer writes: the clock is moved (``retain
---now``), never slept. PostgreSQL drops whole days; MySQL, MariaDB and SQLite delete by
-primary-key range (Vitess: tests/writer/test_vtgate.py)."""
+--now``), never slept (harness/retention_days.py). PostgreSQL, MySQL and MariaDB drop
+whole days; SQLite deletes by primary-key range (Vitess: tests/writer/test_vtgate.py)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from harness.databases import Database
+from harness.retention_days import day, days_of_shares, retain, us
 from harness.writer import QUEUE, WriterProcess, migrate
-from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
-
-# the test's days start a month ahead of the real clock: migrate (run now) has made
-# PostgreSQL's partitions up to the day after tomorrow, and retain makes the rest
-BASE = datetime.combine(datetime.now(UTC).date() + timedelta(days=30), datetime.min.time(), UTC)
-
-
-def day(n: int, hour: int = 12) -> datetime:
-    return BASE + timedelta(days=n, hours=hour)
-
-
-def us(at: datetime) -> int:
-    return int(at.timestamp()) * 1_000_000
-
-
-def retain(
-    writer: WriterProcess, now: datetime, shares: int = 2, rollups: int = 3
-) -> dict[str, Any]:
-    out = writer.run_command("retain", "--share-days", str(shares), "--rollup-days",
-                             str(rollups), "--now", now.isoformat())  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return report
-
-
-def days_of_shares(first: int, last: int, per_day: int) -> list[ShareEvent]:
-    """per_day shares early in each day from day ``first`` to day ``last``."""
-    events: list[ShareEvent] = []
-    for n in range(first, last + 1):
-        events += list(synthetic_events(per_day, seed=100 + n, start_us=us(day(n, 0))))
-    return events
+from stratum_writer.backends.day_partitions import by_day_ddl
 
 
 def since(
@@ -186,3 +155,25 @@ def test_mysqls_first_partitions_meet_where_retention_reads_them(
     assert writer.terminate() == 0
     for partition in (f"p_before_{tomorrow:%Y%m%d}", f"p{tomorrow:%Y%m%d}"):
         assert db.scalar(f"SELECT count(*) FROM share_events PARTITION ({partition})") == 1
+
+
+def test_mysqls_first_partitions_are_the_ones_vitess_shards_get(
+    mysql_family_database: Database, tmp_path: Path
+) -> None:
+    """Migration 0003 computes its bound in SQL; on Vitess the writer partitions each
+    shard with ``by_day_ddl``, computed in Python: both give the same partition, bound
+    and all, as the server itself describes it."""
+    db = mysql_family_database
+    writer = WriterProcess(tmp_path / "spool", db.url)
+    migrate(writer)
+    first = (
+        "SELECT partition_name, partition_description FROM information_schema.partitions "
+        "WHERE table_schema = DATABASE() AND table_name = 'share_events' "
+        "AND partition_name LIKE 'p_before%'"
+    )
+    by_migration = db.query(first)
+    out = writer.run_command("migrate", "--down", "1")
+    assert out.returncode == 0, out.stderr
+    assert db.query(first) == ""
+    db.query(by_day_ddl(datetime.now(UTC).date()))
+    assert db.query(first) == by_migration != ""

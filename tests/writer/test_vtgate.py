@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import shlex
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from harness.retention_days import day, days_of_shares, us
 from harness.vitess_cluster import VitessCluster, set_up_keyspace
 from harness.writer import QUEUE, REGISTRY_CHECK, WriterProcess, fill, registry
 from sharelog.event import ShareEvent
@@ -219,13 +221,15 @@ def test_a_poison_share_is_dead_lettered_with_vtgates_reason_and_replayed(
 
 
 def runbook_commands() -> list[list[str]]:
-    """vitess/README.md's resharding block, each ``vtctldclient`` line's arguments."""
+    """vitess/README.md's resharding block, each command line's words: ``vtctldclient``
+    lines' arguments, and the ``stratum-writer`` lines whole."""
     text = (Path(__file__).parents[2] / "vitess" / "README.md").read_text()
     block = text.split("## Resharding", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     prefix = ["vtctldclient", "--server", "$VTCTLD"]
-    lines = [shlex.split(line) for line in block.splitlines() if line.strip().startswith("vtc")]
-    assert lines and all(argv[:3] == prefix for argv in lines), lines
-    return [argv[3:] for argv in lines]
+    lines = [shlex.split(line) for line in block.splitlines()
+             if line.strip() and not line.strip().startswith("#")]  # fmt: skip
+    assert lines and all(argv[:3] == prefix or argv[0] == "stratum-writer" for argv in lines)
+    return [argv if argv[0] == "stratum-writer" else argv[3:] for argv in lines]
 
 
 def _copied(out: str) -> bool:
@@ -272,12 +276,17 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         schema = Path(__file__).parents[2] / "vitess" / "schema.sql"
         for step in runbook_commands():
             argv = [str(schema) if a == "schema.sql" else a for a in step]
-            if "SwitchTraffic" in argv:  # the runbook's prose: vtgate sees the new primaries
+            if "SwitchTraffic" in argv or argv[0] == "stratum-writer":
+                # the runbook's prose: vtgate serves the new primaries first
                 assert not fed.is_set(), "the writer must be storing through the switch"
                 deadline = time.monotonic() + 60
                 while not cluster.gate_serves():
                     assert time.monotonic() < deadline, "vtgate never saw the new primaries"
                     time.sleep(1)
+            if argv[0] == "stratum-writer":  # with the migration's credentials: ours
+                out = writer.run_command(*argv[1:])
+                assert out.returncode == 0, out.stderr
+                continue
             done = _UNTIL.get(argv[5] if argv[0] in ("Reshard", "VDiff") else "")
             deadline = time.monotonic() + 120
             while True:
@@ -302,6 +311,8 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         assert writer.metrics().get("stratum_writer_dead_letters_total", 0) == 0
         assert writer.terminate() == 0
         found = on_each_shard(cluster, new)
+        for shard in new:  # the copy landed in partitions made while the shard was empty
+            assert any(p.startswith("p_before_") for p in partitions_on(cluster, shard)), shard
         shard_map = ShardMap(list(new))
         wanted = Counter(shard_map.shard_of(int(e.as_row()[5])) for e in events)
         for shard in new:
@@ -313,17 +324,22 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         cluster.stop()
 
 
-def test_retention_through_vtgate_deletes_shard_by_shard(
+def partitions_on(cluster: VitessCluster, shard: str) -> list[str]:
+    """share_events's partitions on the shard's own MySQL, past Vitess."""
+    return cluster.shard_sql(shard, "SELECT partition_name FROM information_schema.partitions "
+                             "WHERE table_schema = DATABASE() AND table_name = 'share_events' "
+                             "AND partition_name IS NOT NULL").split()  # fmt: skip
+
+
+def test_retention_through_vtgate_drops_whole_days_shard_by_shard(
     vitess_cluster: VitessCluster, tmp_path: Path
 ) -> None:
-    """retain through vtgate: each shard's expired shares, rollups and idle workers are
-    deleted on that shard (vtgate's shard targeting), the rest untouched, with a writer
-    storing the newer days meanwhile."""
+    """retain through vtgate: each shard's expired days dropped whole on that shard
+    (vtgate's shard targeting), its days ahead made, expired rollups and idle workers
+    deleted there, the rest untouched, with a writer storing a newer day meanwhile; a
+    second run at once waits its turn or finds nothing left."""
     cluster = vitess_cluster
-    base = 1_893_456_000_000_000  # 2030-01-01T00:00:00Z, ahead of any real clock
-    day_us = 86_400_000_000
-    old = list(synthetic_events(3000, seed=21, start_us=base))
-    new = list(synthetic_events(3000, seed=22, start_us=base + 3 * day_us))
+    old, new = days_of_shares(0, 3, 1500), days_of_shares(4, 4, 3000)
     for spool, events in (("old", old), ("new", new)):
         producer = SpoolProducer(tmp_path / spool / "spool")
         for e in events:
@@ -333,19 +349,52 @@ def test_retention_through_vtgate_deletes_shard_by_shard(
     first.wait_for(QUEUE, lambda v: v == 0, 120)
     assert first.terminate() == 0
     writer = writer_for(cluster, tmp_path / "new" / "spool", "--batch-size", "200").start()
-    out = writer.run_command("retain", "--share-days", "2", "--rollup-days", "2", "--now",
-                             "2030-01-04T12:00:00+00:00")  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    argv = writer.command("retain", "--share-days", "2", "--rollup-days", "3", "--now",
+                          day(4).isoformat())  # fmt: skip
+    runs = [subprocess.Popen(argv, env=writer.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outs = [r.communicate(timeout=180) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outs
     writer.wait_for(QUEUE, lambda v: v == 0, 120)
     assert writer.terminate() == 0
-    report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert report["removed"]["share_events"] == 3000, report
-    expected = expected_per_shard(3000, seed=22)
-    for shard in SHARDS:  # only the newer day is left, on each shard
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    dropped = {p for r in reports for p in r["partitions_dropped"]}
+    made = {p for r in reports for p in r["partitions_created"]}
+    for shard in SHARDS:  # days 0 and 1 dropped whole on each shard, the days ahead made
+        assert {f"{shard}/p{day(n):%Y%m%d}" for n in (0, 1)} <= dropped, dropped
+        assert f"{shard}/p{day(6):%Y%m%d}" in made, made
+        left = partitions_on(cluster, shard)
+        assert f"p{day(2):%Y%m%d}" in left and f"p{day(1):%Y%m%d}" not in left, left
+    kept = [e for e in [*old, *new] if e.submitted_at >= us(day(2, 0))]
+    shard_map = ShardMap(list(SHARDS))
+    wanted = Counter(shard_map.shard_of(int(e.as_row()[5])) for e in kept)
+    for shard in SHARDS:
         count = int(cluster.shard_sql(shard, "SELECT count(*) FROM share_events"))
-        assert count == expected[shard], (shard, count)
-    assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == 3000
-    assert (
-        int(cluster.gate_sql("SELECT sum(accepted + rejected + stale) FROM worker_stats_minute"))
-        == 3000
+        assert count == wanted[shard], (shard, count)
+    assert int(cluster.gate_sql("SELECT count(*) FROM share_events")) == len(kept) == 6000
+    rolled = int(
+        cluster.gate_sql("SELECT sum(accepted + rejected + stale) FROM worker_stats_minute")
     )
+    assert rolled == 7500  # days 1 to 4: rollups keep three days
+
+
+def test_migrate_partitions_every_shard_and_down_undoes_it(
+    vitess_cluster: VitessCluster, tmp_path: Path
+) -> None:
+    """Migration 0003 can't run through vtgate: ``migrate`` partitions each shard itself,
+    ``migrate --down 1`` takes the partitions away again (the rows stay), and ``migrate``
+    puts them back; the writer stores exactly once throughout."""
+    cluster = vitess_cluster
+    writer = writer_for(cluster, tmp_path / "spool")
+    assert all(partitions_on(cluster, shard) for shard in SHARDS)
+    fill(tmp_path / "spool", 2000)
+    writer.start().wait_for(QUEUE, lambda v: v == 0, 120)
+    assert writer.terminate() == 0
+    down = writer.run_command("migrate", "--down", "1")
+    assert down.returncode == 0, down.stderr
+    assert all(partitions_on(cluster, shard) == [] for shard in SHARDS)
+    up = writer.run_command("migrate")
+    assert up.returncode == 0, up.stderr
+    for shard in SHARDS:
+        assert any(p.startswith("p_before_") for p in partitions_on(cluster, shard))
+    assert_exactly_on_shards(cluster, 2000)

@@ -41,6 +41,10 @@ from stratum_writer.retention import RetentionPolicy, RetentionReport
 log = logging.getLogger("stratum_writer")
 
 
+def _shard_list(text: str) -> list[str]:
+    return [shard.strip() for shard in text.split(",") if shard.strip()]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stratum-writer", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"stratum-writer {__version__}")
@@ -75,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a down migration that drops the shares stored (refused without it)",
     )  # fmt: skip
     retain = sub.add_parser("retain", help="remove shares and rollups past their retention")
+    for command in (migrate, retain):
+        command.add_argument(
+            "--vitess-shards", type=_shard_list, metavar="SHARDS",
+            help="the Vitess keyspace's shards, comma-separated (-80,80-): each is seen to",
+        )  # fmt: skip
     retain.add_argument("--share-days", dest="retention_share_days", type=int)
     retain.add_argument("--rollup-days", dest="retention_rollup_days", type=int)
     retain.add_argument(

@@ -16,7 +16,8 @@ import contextlib
 import ssl
 import warnings
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -32,7 +33,9 @@ from stratum_writer.backends.base import (
     MigrationSession,
     StoreResult,
     Transaction,
+    run_migrations,
 )
+from stratum_writer.backends.day_partitions import shards_follow_schema
 from stratum_writer.backends.sql_literals import aggregate_literal, row_literal
 from stratum_writer.backends.vitess_shards import ShardMap
 
@@ -279,8 +282,26 @@ class MySQLBackend(Backend):
                     await conn.rollback()
                 raise
 
+    async def migrate(self, *, down: int = 0, drop_shares: bool = False) -> list[int]:
+        """On Vitess, then (under the same lock) each shard's share_events partitioned
+        by day as the schema version says: migration 0003 can't run through vtgate
+        (``backends/day_partitions.py``). Every shard in ``vitess_shards`` is seen to,
+        whether or not a migration was pending: so new shards are partitioned too."""
+        if self.shard_map is None:
+            return await super().migrate(down=down, drop_shares=drop_shares)
+        async with self._migrations() as session:
+            done = await run_migrations(session, self.dialect, down=down, drop_shares=drop_shares)
+            version = max(await session.applied(), default=0)
+            today = datetime.now(UTC).date()
+            keyspace = str(self.options.get("db") or "")
+            await shards_follow_schema(session.cur, keyspace, self.shard_map.names, version, today)
+            return done
+
+    def migration_session(self) -> AbstractAsyncContextManager[MigrationSession]:
+        return self._migrations()
+
     @asynccontextmanager
-    async def migration_session(self) -> AsyncIterator[MigrationSession]:
+    async def _migrations(self) -> AsyncIterator[_MyMigrations]:
         conn = await aiomysql.connect(**{**self._connect_kwargs(), "autocommit": True})
         try:
             async with conn.cursor() as cur:

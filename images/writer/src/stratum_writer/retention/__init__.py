@@ -9,10 +9,13 @@ registry entries of workers unseen for as long, are removed in bounded steps:
   lock queues every insert behind it), and tries again, ``DDL_TRIES`` times, before it
   is left to the next run; an advisory lock lets one run at a time (a second run at
   once finds it held and does nothing).
-- MySQL, MariaDB, Vitess (``mysql.py``) and SQLite (``sqlite.py``): batched deletes by
-  primary-key range (``share_id`` starts with its time, so a range of time is a
-  contiguous range at the left edge of the clustered key), ``BATCH`` rows a transaction;
-  on Vitess shard by shard. Two runs at once delete the same rows once.
+- MySQL, MariaDB and each Vitess shard (``mysql.py``): partitioned by day too, the
+  same way with MySQL's partition DDL, shard by shard on Vitess; what no dropped day
+  covers is deleted in batches, as on SQLite.
+- SQLite (``sqlite.py``): batched deletes by primary-key range (``share_id`` starts
+  with its time, so a range of time is a contiguous range at the left edge of the
+  clustered key), ``BATCH`` rows a transaction. Two runs at once delete the same rows
+  once.
 
 Cutoffs fall on UTC midnights, so every backend removes the same shares for the same
 ``now``. Everything at or after a cutoff is never touched.
@@ -28,10 +31,11 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sharelog.event import submitted_at_of
 from stratum_writer.backends import Backend
+from stratum_writer.backends.day_partitions import midnight_us
 
 log = logging.getLogger("stratum_writer.retention")
 
@@ -98,10 +102,6 @@ class Retainer(ABC):
 
 class Locked(Exception):
     """Another retain run holds the database's retention lock."""
-
-
-def midnight_us(day: date) -> int:
-    return int(datetime.combine(day, time(), UTC).timestamp()) * 1_000_000
 
 
 def days_to_make(ends: list[date], today: date) -> list[date]:

@@ -8,8 +8,9 @@
 -- than deleting them, the writer unhurt). Converting a table that holds shares rebuilds
 -- it once. Partitions are named by their days: retain reads their bounds from their
 -- names. The bound is computed (a DDL takes only literals), hence PREPARE.
--- Not applied through vtgate (it runs no PREPARE): Vitess shards keep one partition,
--- and retention deletes there in batches, shard by shard.
+-- Not run through vtgate (it runs no PREPARE): on Vitess, migrate records it and then
+-- partitions each shard itself, shard-targeted, the same way with the bound computed by
+-- the writer (backends/day_partitions.py, pinned to this file by a test).
 SET @by_day = CONCAT('ALTER TABLE share_events PARTITION BY RANGE COLUMNS(share_id) (',
     'PARTITION p_before_', DATE_FORMAT(UTC_DATE() + INTERVAL 1 DAY, '%Y%m%d'),
     ' VALUES LESS THAN (0x',

@@ -1,0 +1,42 @@
+"""Days of shares for retention tests: the clock is moved (``retain --now``), never
+slept. The days start a month ahead of the real clock: ``migrate`` (run now) has made
+the partitions up to the day after tomorrow, and ``retain`` makes the rest."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harness.writer import WriterProcess
+from sharelog.event import ShareEvent
+from sharelog.synthetic import synthetic_events
+
+BASE = datetime.combine(datetime.now(UTC).date() + timedelta(days=30), datetime.min.time(), UTC)
+
+
+def day(n: int, hour: int = 12) -> datetime:
+    return BASE + timedelta(days=n, hours=hour)
+
+
+def us(at: datetime) -> int:
+    return int(at.timestamp()) * 1_000_000
+
+
+def retain(
+    writer: WriterProcess, now: datetime, shares: int = 2, rollups: int = 3
+) -> dict[str, Any]:
+    """One ``retain`` run at ``now``: its JSON report."""
+    out = writer.run_command("retain", "--share-days", str(shares), "--rollup-days",
+                             str(rollups), "--now", now.isoformat())  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return report
+
+
+def days_of_shares(first: int, last: int, per_day: int) -> list[ShareEvent]:
+    """per_day shares early in each day from day ``first`` to day ``last``."""
+    events: list[ShareEvent] = []
+    for n in range(first, last + 1):
+        events += list(synthetic_events(per_day, seed=100 + n, start_us=us(day(n, 0))))
+    return events
