@@ -3,8 +3,8 @@
 ``share_events`` is partitioned by day (``backends/day_partitions.py``: by migration
 0003 on MySQL and MariaDB, by ``migrate`` shard by shard on Vitess): the days ahead are
 split out of ``p_future`` before they come, and expired days are dropped whole
-(``make bench-retention``: 42x faster than deleting them on MariaDB, 26x on Vitess, the
-writer unhurt). Each partition DDL waits at most ``LOCK_WAIT`` a try for its metadata
+(``make bench-retention``, whole runs: 10x faster than deleting them on MariaDB, 6x on
+Vitess, the writer unhurt). Each partition DDL waits at most ``LOCK_WAIT`` a try for its metadata
 lock (every insert queues behind a DDL that waits), and tries again.
 
 What no dropped day covers (``p_before_*``, the shares stored before the table was

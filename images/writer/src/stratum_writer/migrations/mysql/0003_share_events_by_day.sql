@@ -4,7 +4,7 @@
 -- needs no change. The shares stored so far go into p_before_YYYYMMDD (every share_id
 -- below that day's first: tomorrow's); p_future (to MAXVALUE) takes the rest, and `stratum-writer retain`
 -- splits the days ahead out of it before they come (cheap: it holds only shares dated
--- past the newest day made) and drops expired days whole (bench-retention: 42x faster
+-- past the newest day made) and drops expired days whole (bench-retention: 10x faster
 -- than deleting them, the writer unhurt). Converting a table that holds shares rebuilds
 -- it once. Partitions are named by their days: retain reads their bounds from their
 -- names. The bound is computed (a DDL takes only literals), hence PREPARE.
