@@ -5,6 +5,7 @@ the partitions up to the day after tomorrow, and ``retain`` makes the rest."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,15 +24,35 @@ def us(at: datetime) -> int:
     return int(at.timestamp()) * 1_000_000
 
 
+def _retain_args(now: datetime, shares: int, rollups: int) -> list[str]:
+    return ["retain", "--share-days", str(shares), "--rollup-days", str(rollups),
+            "--now", now.isoformat()]  # fmt: skip
+
+
+def _report(stdout: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return report
+
+
 def retain(
     writer: WriterProcess, now: datetime, shares: int = 2, rollups: int = 3
 ) -> dict[str, Any]:
     """One ``retain`` run at ``now``: its JSON report."""
-    out = writer.run_command("retain", "--share-days", str(shares), "--rollup-days",
-                             str(rollups), "--now", now.isoformat())  # fmt: skip
+    out = writer.run_command(*_retain_args(now, shares, rollups))
     assert out.returncode == 0, out.stderr
-    report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return report
+    return _report(out.stdout)
+
+
+def retain_twice_at_once(
+    writer: WriterProcess, now: datetime, shares: int, rollups: int
+) -> list[dict[str, Any]]:
+    """Two ``retain`` runs started together, both to succeed: their reports."""
+    argv = writer.command(*_retain_args(now, shares, rollups))
+    runs = [subprocess.Popen(argv, env=writer.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    outs = [r.communicate(timeout=180) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outs
+    return [_report(out) for out, _ in outs]
 
 
 def days_of_shares(first: int, last: int, per_day: int) -> list[ShareEvent]:

@@ -4,12 +4,11 @@ whole days; SQLite deletes by primary-key range (Vitess: tests/writer/test_vtgat
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness.databases import Database
-from harness.retention_days import day, days_of_shares, retain, us
+from harness.retention_days import day, days_of_shares, retain, retain_twice_at_once, us
 from harness.writer import QUEUE, WriterProcess, migrate
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
@@ -89,12 +88,7 @@ def test_two_retain_runs_at_once_both_succeed_and_remove_once(
     producer.close_sync()
     writer.start().wait_for(QUEUE, lambda v: v == 0, 120)
     assert writer.terminate() == 0
-    argv = writer.command("retain", "--share-days", "1", "--rollup-days", "1", "--now",
-                          day(3).isoformat())  # fmt: skip
-    runs = [subprocess.Popen(argv, env=writer.env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
-    outs = [r.communicate(timeout=120) for r in runs]
-    assert [r.returncode for r in runs] == [0, 0], outs
+    retain_twice_at_once(writer, day(3), shares=1, rollups=1)
     # one whole day kept, and today: days 2 and 3
     assert database.scalar("SELECT count(*) FROM share_events") == 8000
     assert since(database, day(2, 0)) == 8000

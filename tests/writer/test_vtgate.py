@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import shlex
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.retention_days import day, days_of_shares, us
+from harness.retention_days import day, days_of_shares, retain_twice_at_once, us
 from harness.vitess_cluster import VitessCluster, set_up_keyspace
 from harness.writer import QUEUE, REGISTRY_CHECK, WriterProcess, fill, registry
 from sharelog.event import ShareEvent
@@ -349,15 +348,9 @@ def test_retention_through_vtgate_drops_whole_days_shard_by_shard(
     first.wait_for(QUEUE, lambda v: v == 0, 120)
     assert first.terminate() == 0
     writer = writer_for(cluster, tmp_path / "new" / "spool", "--batch-size", "200").start()
-    argv = writer.command("retain", "--share-days", "2", "--rollup-days", "3", "--now",
-                          day(4).isoformat())  # fmt: skip
-    runs = [subprocess.Popen(argv, env=writer.env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
-    outs = [r.communicate(timeout=180) for r in runs]
-    assert [r.returncode for r in runs] == [0, 0], outs
+    reports = retain_twice_at_once(writer, day(4), shares=2, rollups=3)
     writer.wait_for(QUEUE, lambda v: v == 0, 120)
     assert writer.terminate() == 0
-    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     dropped = {p for r in reports for p in r["partitions_dropped"]}
     made = {p for r in reports for p in r["partitions_created"]}
     for shard in SHARDS:  # days 0 and 1 dropped whole on each shard, the days ahead made
