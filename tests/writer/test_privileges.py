@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.databases import Database
+from harness.retention_days import day, days_of_shares, retain
 from harness.writer import QUEUE, WriterProcess, assert_exactly, migrate
 from sharelog.spool import SpoolProducer
 from sharelog.synthetic import synthetic_events
@@ -99,16 +100,20 @@ def test_one_grant_fewer_and_the_writer_names_what_is_missing(
 def test_retention_runs_with_exactly_its_documented_grants(
     mysql_family_database: Database, tmp_path: Path
 ) -> None:
+    """Everything a daily run does: the days ahead split out of p_future, expired days
+    dropped whole, the rest of the expired shares, rollups and workers deleted."""
     db = mysql_family_database
     writer = WriterProcess(tmp_path / "spool", db.url)
     migrate(writer)
     producer = SpoolProducer(tmp_path / "spool")
-    for e in synthetic_events(3000, seed=4):  # 2026-01-01: long expired
+    # 2026-01-01 (long expired, below the migration's bound) and a day a month ahead
+    for e in [*synthetic_events(3000, seed=4), *days_of_shares(0, 0, 1000)]:
         producer.append(e)
     producer.close_sync()
     writer.start().wait_for(QUEUE, lambda v: v == 0, 60)
     assert writer.terminate() == 0
     retention = WriterProcess(tmp_path / "spool", writer_user(db, RETENTION_GRANTS))
-    out = retention.run_command("retain", "--share-days", "7", "--rollup-days", "7")
-    assert out.returncode == 0, out.stderr
+    report = retain(retention, day(3), shares=1, rollups=1)
+    assert report["partitions_created"] and report["partitions_dropped"], report
+    assert f"p{day(0):%Y%m%d}" in report["partitions_dropped"], report
     assert db.scalar("SELECT count(*) FROM share_events") == 0

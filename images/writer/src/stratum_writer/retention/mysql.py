@@ -65,9 +65,10 @@ def _on(shard: str, partition: str) -> str:
 
 
 # What the retention CronJob's user needs on MySQL and MariaDB (docs/writer.md; a test
-# runs retain with exactly these)
+# runs a whole day's retain with exactly these): ALTER to split the days ahead out of
+# p_future, DROP to drop an expired day's partition, on share_events alone.
 RETENTION_GRANTS = (
-    "GRANT SELECT, DELETE ON {database}.share_events TO {user}",
+    "GRANT SELECT, DELETE, ALTER, DROP ON {database}.share_events TO {user}",
     "GRANT SELECT, DELETE ON {database}.worker_stats_minute TO {user}",
     "GRANT SELECT, DELETE ON {database}.workers TO {user}",
     "GRANT SELECT ON {database}.schema_migrations TO {user}",
