@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from stratum_operator import metrics
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.spool_claims import ClaimState, OrphanClaim, drain_progress
 
 
@@ -20,7 +21,7 @@ def test_the_error_counter_exists_before_the_first_error() -> None:
 
 
 def test_a_drain_makes_progress_when_its_claim_holds_fewer_shares() -> None:
-    memo: dict[str, object] = {}
+    memo = PoolMemory()
 
     def draining(shares: int | None) -> list[OrphanClaim]:
         return [OrphanClaim("spool-p-proxy-1", 1, ClaimState.DRAINING, shares),

@@ -12,6 +12,7 @@ from stratum_operator import writer_scaling
 from stratum_operator.conditions import Condition, flip_event, phase
 from stratum_operator.observe import PodReading
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.reporting import report
 from stratum_operator.spec import parse_spec
 from stratum_operator.vocabulary import ConditionType, Phase, Reason
@@ -87,7 +88,7 @@ def test_an_unchanged_status_is_not_written_and_dropped_keys_are_removed() -> No
 
 
 def test_a_pod_lost_by_a_ready_pool_is_degraded_not_progress() -> None:
-    memo: dict[str, Any] = {}
+    memo = PoolMemory()
     out = Outcome()
     report_rollout(sts(4, ready=2, updated=2), SPEC, {}, memo, out, now=0)
     assert said(out, T.READY) == (True, Reason.ALL_REPLICAS_READY)
@@ -105,7 +106,7 @@ def test_a_pod_lost_by_a_ready_pool_is_degraded_not_progress() -> None:
 
 
 def test_a_rollout_without_progress_past_its_deadline_is_stuck() -> None:
-    memo: dict[str, Any] = {}
+    memo = PoolMemory()
     status = {"rolledOutGeneration": 4}
     rolling = sts(5, ready=1, updated=1, revisions=("a", "b"))
     out = Outcome()
@@ -144,7 +145,7 @@ def test_a_replica_count_is_hand_set_when_someone_else_owns_the_field() -> None:
 
 def test_shares_per_second_is_per_pod_across_resets_and_pods_coming_and_going() -> None:
     clock = iter([0.0, 10.0, 20.0, 30.0, 40.0])
-    memo: dict[str, Any] = {}
+    memo = PoolMemory()
 
     def tick(*readings: PodReading) -> Any:
         out = Outcome()

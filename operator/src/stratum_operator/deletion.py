@@ -19,11 +19,12 @@ from stratum_operator import spool_claims
 from stratum_operator.builders import naming
 from stratum_operator.k8s import deleting, fetching, patching
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.spec import parse_spec
 from stratum_operator.vocabulary import Reason
 
 
-async def finalize(pool: dict[str, Any], memo: dict[str, Any]) -> tuple[Outcome, bool]:
+async def finalize(pool: dict[str, Any], memo: PoolMemory) -> tuple[Outcome, bool]:
     """One look at a pool being deleted: what it found, and whether the pool may go now.
     The caller removes our finalizer then, after posting what was found (the pool is
     gone the moment the finalizer is)."""

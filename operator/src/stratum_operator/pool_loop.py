@@ -30,6 +30,7 @@ from stratum_operator.builders import naming
 from stratum_operator.k8s import patching, posting
 from stratum_operator.k8s.errors import NotFound
 from stratum_operator.outcome import Event, Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.reconcile import reconcile
 from stratum_operator.vocabulary import Reason
 from stratum_operator.workload import hand_scaled
@@ -54,7 +55,7 @@ class PoolLoop:
         self.ref = f"{namespace}/{name}"
         self.namespace, self.name = namespace, name
         self.pool: dict[str, Any] | None = None
-        self.memo: dict[str, Any] = {}
+        self.memo = PoolMemory()
         self._wake = asyncio.Event()
         self._full = True
         self._written = ""  # the resourceVersion of our own last status write
@@ -76,18 +77,16 @@ class PoolLoop:
     def saw_child(self, event_type: str, child: dict[str, Any]) -> None:
         kind = child.get("kind", "")
         if kind == "StatefulSet":
-            known = self.memo.get("statefulset")
+            known = self.memo.statefulset
             if event_type == "DELETED":
-                self.memo.pop("statefulset", None)
+                self.memo.statefulset = None
             elif known is None or _version(child) >= _version(known):
-                self.memo["statefulset"] = child
+                self.memo.statefulset = child
                 # a hand scale our next apply may undo before any pass reads it
                 if (hand := hand_scaled(child)) is not None:
-                    self.memo["hand_scaled"] = hand
+                    self.memo.hand_scaled = hand
         elif event_type == "DELETED" and kind in _RESTORED_KINDS:
-            self.memo.setdefault("deleted_children", []).append(
-                f"{kind} {child['metadata']['name']}"
-            )
+            self.memo.deleted_children.append(f"{kind} {child['metadata']['name']}")
         self.poke(full=kind != "StatefulSet" or event_type == "DELETED")
 
     def poke(self, *, full: bool) -> None:

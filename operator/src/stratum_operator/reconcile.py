@@ -26,6 +26,7 @@ from stratum_operator.builders import Children, desired_objects, naming
 from stratum_operator.defaulting import fill_replicas
 from stratum_operator.k8s import applying, deleting, fetching, patching
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.retention_status import report_retention
 from stratum_operator.spec import StratumPoolSpec, parse_spec
 from stratum_operator.vitess_cluster import place_keyspace
@@ -37,7 +38,7 @@ FULL_PASS_S = 60.0  # a full re-apply at least this often; ticks between only re
 _LIGHT_PHASES = (Phase.READY, Phase.PROGRESSING, Phase.DEGRADED)
 
 
-async def reconcile(pool: dict[str, Any], memo: dict[str, Any], *, full: bool) -> Outcome:
+async def reconcile(pool: dict[str, Any], memo: PoolMemory, *, full: bool) -> Outcome:
     out = Outcome()
     annotations = pool["metadata"].get("annotations") or {}
     if annotations.get(naming.PAUSE_RECONCILIATION_ANNOTATION) == "true":
@@ -57,39 +58,39 @@ async def reconcile(pool: dict[str, Any], memo: dict[str, Any], *, full: bool) -
     await fill_replicas(pool, spec)
     if full or not await _light_tick(pool, spec, memo, out):
         await _converge(pool, spec, memo, out)
-        memo["converged"] = (pool["metadata"].get("generation"), time.monotonic())
+        memo.converged = (pool["metadata"].get("generation"), time.monotonic())
     return out
 
 
 async def _light_tick(
-    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: PoolMemory, out: Outcome
 ) -> bool:
     """Between full passes a tick only reads: the StatefulSet as last seen (its watch
     keeps it fresh) for readiness, and the writers for scaling. False when a full pass
     is due: the spec changed, a minute passed (hand edits are put right), the pool is
     not serving yet, or the StatefulSet is gone or edited."""
-    generation, at = memo.get("converged", (None, 0.0))
+    generation, at = memo.converged
     if generation != pool["metadata"].get("generation") or time.monotonic() - at > FULL_PASS_S:
         return False
     if (pool.get("status") or {}).get("phase") not in _LIGHT_PHASES:
         return False  # blocked or migrating: the full pass is what moves it on
-    sts = memo.get("statefulset")
+    sts = memo.statefulset
     if sts is None or sts["metadata"].get("deletionTimestamp"):
         return False
     if sts["spec"].get("replicas") != spec.proxy.replicas:
         return False  # scaled by hand: put right now, not in a minute
     report_rollout(sts, spec, pool.get("status") or {}, memo, out)
     name, namespace = naming.name_of(pool)
-    if memo.get("retiring_deployment"):  # followed every tick until it is gone
-        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
-    if memo.get("claims_in_flight"):  # only while a drain is under way: idle pools don't list
+    if memo.retiring_deployment:  # followed every tick until it is gone
+        memo.retiring_deployment = await retire_deployment(name, namespace, spec, sts, out)
+    if memo.claims_in_flight:  # only while a drain is under way: idle pools don't list
         await _tend_claims(pool, spec, memo, out)
     await scale_writers(pool, spec, memo, out)
     return True
 
 
 async def _converge(
-    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: PoolMemory, out: Outcome
 ) -> None:
     name, namespace = naming.name_of(pool)
     if not await _secrets_usable(namespace, spec, out):
@@ -107,18 +108,19 @@ async def _converge(
         out.healthy()
         return
     sts = await roll_out(pool, children, spec, memo, out)
-    memo["statefulset"] = sts
-    for restored in memo.pop("deleted_children", []):
+    memo.statefulset = sts
+    for restored in memo.deleted_children:
         out.event(Reason.RESTORED, f"{restored} was deleted; re-created it")
-    if memo.get("retiring_deployment", True):  # once after start; then only while one goes
-        memo["retiring_deployment"] = await retire_deployment(name, namespace, spec, sts, out)
+    memo.deleted_children = []
+    if memo.retiring_deployment:  # once after start; then only while one goes
+        memo.retiring_deployment = await retire_deployment(name, namespace, spec, sts, out)
     # A claim loses its pod for good only when replicas go down: look after a scale-in,
     # while a drain is under way, and once after the operator starts (for what happened
     # while it was away). Idle pools cost no listing.
-    shrunk = spec.proxy.replicas < memo.get("replicas_seen", spec.proxy.replicas)
-    if shrunk or memo.get("claims_in_flight", True):
+    seen = memo.replicas_seen
+    if (seen is not None and spec.proxy.replicas < seen) or memo.claims_in_flight:
         await _tend_claims(pool, spec, memo, out)
-    memo["replicas_seen"] = spec.proxy.replicas
+    memo.replicas_seen = spec.proxy.replicas
     if spec.spool.ephemeral:
         out.condition(ConditionType.SPOOL_EPHEMERAL, True, Reason.EMPTY_DIR,
                       "spool.ephemeral: each pod's spool is an emptyDir; shares waiting in it "
@@ -129,18 +131,18 @@ async def _converge(
 
 
 async def _keep_retention(
-    children: Children, namespace: str, name: str, memo: dict[str, Any], out: Outcome
+    children: Children, namespace: str, name: str, memo: PoolMemory, out: Outcome
 ) -> None:
     """The CronJob as the spec says, then what its runs said. Turned off (or SQLite,
     where the writer retains): a CronJob of ours left from before goes (it holds no
     data), looked for once after start and after each time one was applied."""
     if children.retention is not None:
         await applying.apply(children.retention)
-        memo["retention_cronjob"] = True
+        memo.retention_cronjob = True
         await report_retention(name, namespace, memo, out)
-    elif memo.get("retention_cronjob", True):
+    elif memo.retention_cronjob:
         await deleting.delete("batch/v1", "CronJob", namespace, naming.retention_name(name))
-        memo["retention_cronjob"] = False
+        memo.retention_cronjob = False
 
 
 async def _secrets_usable(namespace: str, spec: StratumPoolSpec, out: Outcome) -> bool:
@@ -174,11 +176,11 @@ async def _secrets_usable(namespace: str, spec: StratumPoolSpec, out: Outcome) -
 
 
 async def _tend_claims(
-    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: PoolMemory, out: Outcome
 ) -> None:
     """status.spool: the claims whose pod is gone, and what they still hold."""
     orphans = await spool_claims.tend(pool, spec, out, keep=spec.proxy.replicas, memo=memo)
-    memo["claims_in_flight"] = bool(orphans)
+    memo.claims_in_flight = bool(orphans)
     known = [o.shares for o in orphans if o.shares is not None]
     out.status["spool"] = {
         "claims": [o.as_status() for o in orphans],

@@ -19,6 +19,7 @@ from stratum_operator.builders.retention import COMPONENT
 from stratum_operator.job_status import JobState
 from stratum_operator.k8s import fetching
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.vocabulary import Reason
 
 
@@ -48,14 +49,13 @@ def retention_status(report: dict[str, Any], finished: str) -> dict[str, Any]:
     return {k: v for k, v in status.items() if v is not None}
 
 
-async def report_retention(name: str, namespace: str, memo: dict[str, Any], out: Outcome) -> None:
+async def report_retention(name: str, namespace: str, memo: PoolMemory, out: Outcome) -> None:
     """Reads each finished run once (its pods, then never again); the CronJob's history
     limits bound how many there are."""
     jobs = await fetching.list_objects(
         "batch/v1", "Job", namespace, {f"{naming.GROUP}/pool": name,
                                        "app.kubernetes.io/component": COMPONENT})  # fmt: skip
-    # uid -> (finished, report) of every finished run read; None for a failed one
-    read: dict[str, tuple[str, dict[str, Any]] | None] = memo.setdefault("retention_runs", {})
+    read = memo.retention_runs
     for job in jobs:
         uid, job_name = job["metadata"]["uid"], job["metadata"]["name"]
         state = job_status.state_of(job)

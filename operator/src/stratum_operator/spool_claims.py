@@ -27,6 +27,7 @@ from stratum_operator.job_status import JobState
 from stratum_operator.k8s import applying, deleting, fetching
 from stratum_operator.observe import read_writer
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.spec import StratumPoolSpec
 from stratum_operator.vocabulary import Reason
 
@@ -76,15 +77,14 @@ def _summary(pods: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def tend(
     pool: dict[str, Any], spec: StratumPoolSpec, out: Outcome, *, keep: int,
-    memo: dict[str, Any],
+    memo: PoolMemory,
 ) -> list[OrphanClaim]:  # fmt: skip
     """Drain and delete the claims of ordinals ``keep`` and above whose pod is gone.
 
     ``keep`` is the wanted replica count; 0 while the pool is being deleted. From the
-    pool's ``memo``: ``pod_queues``, each pod's queue as last read (the claim's count
-    until its drain Job's own writer answers); ``drain_failures``, the failed drain Jobs
-    already told of in an Event; ``drain_progress`` (see ``drain_progress``). What it
-    found goes to the metrics as well."""
+    pool's memory: ``pod_queues`` (the claim's count until its drain Job's own writer
+    answers), ``drain_failures`` and ``drain_progress``. What it found goes to the
+    metrics as well."""
     name, namespace = naming.name_of(pool)
     if spec.spool.ephemeral:
         orphans: list[OrphanClaim] = []
@@ -97,14 +97,12 @@ async def tend(
     return orphans
 
 
-def drain_progress(
-    orphans: list[OrphanClaim], memo: dict[str, Any], *, now: float
-) -> dict[str, float]:
+def drain_progress(orphans: list[OrphanClaim], memo: PoolMemory, *, now: float) -> dict[str, float]:
     """When each draining claim last made progress: it began draining (or its count became
-    known), or it holds fewer shares than the fewest seen. Kept in the pool's memo
-    (``drain_progress``: claim -> (fewest shares seen, when)); an operator restart starts
-    the clocks afresh, which only delays the alert that reads them."""
-    seen: dict[str, tuple[int | None, float]] = memo.get("drain_progress", {})
+    known), or it holds fewer shares than the fewest seen. Kept in the pool's memory
+    (``drain_progress``); an operator restart starts the clocks afresh, which only
+    delays the alert that reads them."""
+    seen = memo.drain_progress
     kept: dict[str, tuple[int | None, float]] = {}
     for orphan in orphans:
         if orphan.state is not ClaimState.DRAINING:
@@ -113,17 +111,17 @@ def drain_progress(
         if orphan.shares is not None and (fewest is None or orphan.shares < fewest):
             fewest, since = orphan.shares, now
         kept[orphan.name] = (fewest, since)
-    memo["drain_progress"] = kept
+    memo.drain_progress = kept
     return {claim: since for claim, (_, since) in kept.items()}
 
 
 async def _tend_all(
     pool: dict[str, Any], spec: StratumPoolSpec, out: Outcome, *, keep: int,
-    memo: dict[str, Any],
+    memo: PoolMemory,
 ) -> list[OrphanClaim]:  # fmt: skip
     name, namespace = naming.name_of(pool)
-    last_queues: dict[str, int] = memo.get("pod_queues", {})
-    reported_failures: set[str] = memo.setdefault("drain_failures", set())
+    last_queues = memo.pod_queues
+    reported_failures = memo.drain_failures
     claims = await fetching.list_objects(
         "v1", "PersistentVolumeClaim", namespace, naming.claim_selector(name)
     )

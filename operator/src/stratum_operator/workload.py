@@ -17,25 +17,26 @@ from stratum_operator.conditions import is_true
 from stratum_operator.k8s import applying, deleting, fetching, resources
 from stratum_operator.observe import read_writer, ready_pods
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.spec import StratumPoolSpec
 from stratum_operator.vocabulary import ConditionType, Reason
 
 
 async def roll_out(
-    pool: dict[str, Any], children: Children, spec: StratumPoolSpec, memo: dict[str, Any],
+    pool: dict[str, Any], children: Children, spec: StratumPoolSpec, memo: PoolMemory,
     out: Outcome,
 ) -> dict[str, Any]:  # fmt: skip
     """Apply the StatefulSet (then its Services and PDB); the StatefulSet as it is now.
 
     What was there before tells what happened: nothing, on a pool that had rolled out,
     is a StatefulSet deleted by hand; a replica count someone else set (the watch saw it,
-    ``memo["hand_scaled"]``, even if it was gone by the time we read), a hand ``kubectl
+    ``memo.hand_scaled``, even if it was gone by the time we read), a hand ``kubectl
     scale``; another configuration hash, a rollout."""
     sts = children.workload[0]
     meta = sts["metadata"]
     status = pool.get("status") or {}
     before = await fetching.get("apps/v1", "StatefulSet", meta["namespace"], meta["name"])
-    hand = memo.pop("hand_scaled", None)
+    hand, memo.hand_scaled = memo.hand_scaled, None
     if hand is None and before is not None:
         hand = hand_scaled(before)
     wanted = sts["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION]
@@ -72,7 +73,7 @@ def hand_scaled(sts: dict[str, Any]) -> tuple[int, str] | None:
 
 
 def report_rollout(
-    sts: dict[str, Any], spec: StratumPoolSpec, status: dict[str, Any], memo: dict[str, Any],
+    sts: dict[str, Any], spec: StratumPoolSpec, status: dict[str, Any], memo: PoolMemory,
     out: Outcome, *, now: float | None = None,
 ) -> None:  # fmt: skip
     """Progressing, Ready and Degraded from the StatefulSet, as a pool operator means them.
@@ -105,7 +106,7 @@ def report_rollout(
         for c in conditions
     )
     if settled:
-        memo.pop("progress", None)
+        memo.progress = None
         out.status["rolledOutGeneration"] = max(done, generation)
         out.condition(ConditionType.PROGRESSING, False, Reason.COMPLETE,
                       f"all {desired} pods updated and ready")  # fmt: skip
@@ -116,9 +117,9 @@ def report_rollout(
     counts = f"{updated} of {desired} pods updated, {ready} ready"
     if generation > done or sts["spec"].get("replicas") != desired:  # a rollout under way
         mark = (generation, updated, ready, current.get("updateRevision"))
-        if memo.get("progress", (None,))[0] != mark:
-            memo["progress"] = (mark, now)
-        stalled = now - memo["progress"][1]
+        if memo.progress is None or memo.progress[0] != mark:
+            memo.progress = (mark, now)
+        stalled = now - memo.progress[1]
         out.condition(ConditionType.READY, False, Reason.ROLLING_OUT, f"rolling out: {counts}")
         if stalled > spec.proxy.progress_deadline_seconds:
             why = (f"no progress for {int(stalled)}s (progressDeadlineSeconds "
@@ -129,7 +130,7 @@ def report_rollout(
             out.condition(ConditionType.PROGRESSING, True, Reason.ROLLING_OUT, counts)
             out.healthy()
         return
-    memo.pop("progress", None)
+    memo.progress = None
     out.condition(ConditionType.PROGRESSING, False, Reason.COMPLETE,
                   f"all {desired} pods at the current revision")  # fmt: skip
     out.condition(ConditionType.READY, False, Reason.REPLICAS_NOT_READY,

@@ -25,6 +25,7 @@ from stratum_operator.clock import timestamp
 from stratum_operator.k8s import fetching, patching
 from stratum_operator.observe import PodReading, read_pods, ready_pods
 from stratum_operator.outcome import Outcome
+from stratum_operator.pool_memory import PoolMemory
 from stratum_operator.scaling import decide
 from stratum_operator.spec import StratumPoolSpec
 from stratum_operator.vocabulary import ConditionType, Reason
@@ -34,7 +35,7 @@ RATE_WINDOW_S = 9.0  # a pod's shares/s is measured over about one tick, or more
 
 
 async def scale_writers(
-    pool: dict[str, Any], spec: StratumPoolSpec, memo: dict[str, Any], out: Outcome
+    pool: dict[str, Any], spec: StratumPoolSpec, memo: PoolMemory, out: Outcome
 ) -> None:
     name, namespace = naming.name_of(pool)
     status = pool.get("status") or {}
@@ -72,8 +73,7 @@ async def scale_writers(
         _report(namespace, name, writer_status, out, was=current)
         return
     writer_status.pop("history", None)  # kept in status by earlier releases
-    history: list[tuple[float, int]] = memo.get("scaling_history", [])
-    decision, history = decide(
+    decision, memo.scaling_history = decide(
         now=time.time(),
         current=current,
         depths={r.pod: r.queue for r in readings},
@@ -81,7 +81,7 @@ async def scale_writers(
         lo=spec.writer.min_workers,
         hi=spec.writer.max_workers,
         window_s=spec.writer.scale_down_stabilization_seconds,
-        history=history,
+        history=memo.scaling_history,
     )
     stale = [
         p
@@ -97,7 +97,6 @@ async def scale_writers(
             pod["metadata"]["name"],
             {naming.WORKERS_ANNOTATION: str(decision.workers)},
         )
-    memo["scaling_history"] = history
     decisions = list(writer_status.get("decisions", []))
     if decision.changed:
         decisions.append(decision.record(timestamp()))
@@ -122,20 +121,19 @@ def _report(
 
 
 def report_traffic(
-    readings: list[PodReading], memo: dict[str, Any], out: Outcome, *, now: float
+    readings: list[PodReading], memo: PoolMemory, out: Outcome, *, now: float
 ) -> None:
     """Miners, shares/s and queue depth of the pods read this tick (see the module doc)."""
     counters = {r.pod: r.shares_total for r in readings if r.shares_total is not None}
-    baselines: dict[str, tuple[float, float]] = memo.get("share_counters", {})
-    rates: dict[str, float] = memo.get("share_rates", {})
-    memo["share_counters"] = {p: baselines[p] for p in counters if p in baselines}
-    memo["share_rates"] = {p: rates[p] for p in counters if p in rates}
+    baselines, rates = memo.share_counters, memo.share_rates
+    memo.share_counters = {p: baselines[p] for p in counters if p in baselines}
+    memo.share_rates = {p: rates[p] for p in counters if p in rates}
     for pod, total in counters.items():
-        _count(pod, now, total, memo["share_counters"], memo["share_rates"])
-    known = list(memo["share_rates"].values())
+        _count(pod, now, total, memo.share_counters, memo.share_rates)
+    known = list(memo.share_rates.values())
     miners = [r.miners for r in readings if r.miners is not None]
     # each pod's last queue, kept after it is gone: what its claim held when it went
-    memo.setdefault("pod_queues", {}).update({r.pod: r.queue for r in readings})
+    memo.pod_queues.update({r.pod: r.queue for r in readings})
     out.status.update(
         miners=sum(miners) if miners else None,
         sharesPerSecond=round(sum(known), 1) if known else None,
