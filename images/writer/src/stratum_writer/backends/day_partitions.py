@@ -19,14 +19,17 @@ exactly when the schema is at ``BY_DAY`` or later (and unpartitioned below it, a
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 
 import aiomysql
 
 from sharelog.event import first_share_id_at
 
 log = logging.getLogger("stratum_writer.migrations")
+T = TypeVar("T")
 
 BY_DAY = 3  # the schema version from which share_events is partitioned by day
 FUTURE = "p_future"
@@ -90,33 +93,38 @@ async def partitions(cur: aiomysql.Cursor) -> list[DayPartition]:
     return [DayPartition(r[0], int(r[1] or 0)) for r in await cur.fetchall()]
 
 
-async def target(cur: aiomysql.Cursor, keyspace: str, shard: str) -> None:
-    """Point the session at one shard (vtgate's shard targeting), or back at the
-    keyspace when ``shard`` is empty."""
-    await cur.execute(f"USE `{keyspace}:{shard}`" if shard else f"USE `{keyspace}`")
+async def each_shard(
+    cur: aiomysql.Cursor, keyspace: str, shards: list[str], work: Callable[[str], Awaitable[T]]
+) -> list[T]:
+    """``work`` on each shard in turn, the session pointed at it (vtgate's shard
+    targeting, ``USE keyspace:shard``), then back at the keyspace whatever happened."""
+    done = []
+    try:
+        for shard in shards:
+            await cur.execute(f"USE `{keyspace}:{shard}`")
+            done.append(await work(shard))
+    finally:
+        await cur.execute(f"USE `{keyspace}`")
+    return done
 
 
 async def shards_follow_schema(
     cur: aiomysql.Cursor, keyspace: str, shards: list[str], version: int, today: date
-) -> list[str]:
+) -> None:
     """Each shard's share_events partitioned by day when ``version`` is BY_DAY or later,
-    not partitioned when it is below; the shards changed. A shard holding shares is
-    rebuilt once (as migration 0003 rebuilds a MySQL table): the runbook partitions new
-    shards while they are still empty, before Reshard copies into them."""
-    changed = []
-    try:
-        for shard in shards:
-            await target(cur, keyspace, shard)
-            partitioned = bool(await partitions(cur))
-            if version >= BY_DAY and not partitioned:
-                await cur.execute(by_day_ddl(today))
-            elif version < BY_DAY and partitioned:
-                await cur.execute("ALTER TABLE share_events REMOVE PARTITIONING")
-            else:
-                continue
-            now = "partitioned by day" if version >= BY_DAY else "no longer partitioned"
-            log.info("shard %s: share_events %s", shard, now)
-            changed.append(shard)
-    finally:
-        await target(cur, keyspace, "")
-    return changed
+    not partitioned when it is below. A shard holding shares is rebuilt once (as
+    migration 0003 rebuilds a MySQL table): the runbook partitions new shards while they
+    are still empty, before Reshard copies into them."""
+
+    async def follow(shard: str) -> None:
+        partitioned = bool(await partitions(cur))
+        if version >= BY_DAY and not partitioned:
+            await cur.execute(by_day_ddl(today))
+        elif version < BY_DAY and partitioned:
+            await cur.execute("ALTER TABLE share_events REMOVE PARTITIONING")
+        else:
+            return
+        now = "partitioned by day" if version >= BY_DAY else "no longer partitioned"
+        log.info("shard %s: share_events %s", shard, now)
+
+    await each_shard(cur, keyspace, shards, follow)

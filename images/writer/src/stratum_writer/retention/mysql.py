@@ -35,8 +35,8 @@ from stratum_writer.backends.day_partitions import (
     DayPartition,
     below,
     day_name,
+    each_shard,
     partitions,
-    target,
 )
 from stratum_writer.backends.mysql import MySQLBackend
 from stratum_writer.backends.sql_literals import binary, timestamp
@@ -100,15 +100,8 @@ class MyRetainer(Retainer):
         assert self.conn is not None, "used outside 'async with'"
         if not self.shards:
             return [await work("")]
-        done = []
         async with self.conn.cursor() as cur:
-            try:
-                for shard in self.shards:
-                    await target(cur, self.keyspace, shard)
-                    done.append(await work(shard))
-            finally:
-                await target(cur, self.keyspace, "")
-        return done
+            return await each_shard(cur, self.keyspace, self.shards, work)
 
     async def _partitions(self) -> list[DayPartition]:
         """Empty on a table (a shard's) not partitioned by day."""
