@@ -221,13 +221,17 @@ class VitessCluster(ProcessGroup):
         tables = ("share_events", *(aggregate.table for aggregate in AGGREGATES))
         layout = by_day_ddl(datetime.now(UTC).date())
         for shard in self.shards:
-            partitioned = self.shard_sql(shard, "SELECT count(*) FROM information_schema."
-                                         "partitions WHERE table_schema = DATABASE() AND "
-                                         "table_name = 'share_events' AND partition_name "
-                                         "IS NOT NULL")  # fmt: skip
-            unpartition = ["ALTER TABLE share_events REMOVE PARTITIONING"] * (partitioned != "0")
+            unpartition = ["ALTER TABLE share_events REMOVE PARTITIONING"] * bool(
+                self.partitions(shard)
+            )
             self.shard_sql(shard, "; ".join([*(f"TRUNCATE {t}" for t in tables), *unpartition,
                                              layout]))  # fmt: skip
+
+    def partitions(self, shard: str) -> list[str]:
+        """share_events's partitions on the shard's own MySQL, past Vitess."""
+        return self.shard_sql(shard, "SELECT partition_name FROM information_schema.partitions "
+                              "WHERE table_schema = DATABASE() AND table_name = 'share_events' "
+                              "AND partition_name IS NOT NULL").split()  # fmt: skip
 
     def make_primary(self, shard: str) -> None:
         self._until(f"{shard} primary", lambda: self.ctl(

@@ -311,7 +311,7 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         assert writer.terminate() == 0
         found = on_each_shard(cluster, new)
         for shard in new:  # the copy landed in partitions made while the shard was empty
-            assert any(p.startswith("p_before_") for p in partitions_on(cluster, shard)), shard
+            assert any(p.startswith("p_before_") for p in cluster.partitions(shard)), shard
         shard_map = ShardMap(list(new))
         wanted = Counter(shard_map.shard_of(int(e.as_row()[5])) for e in events)
         for shard in new:
@@ -321,13 +321,6 @@ def test_the_resharding_runbook_splits_a_shard_under_a_running_writer(
         assert not (tmp_path / "w" / "spool" / "dead-letters.jsonl").exists()
     finally:
         cluster.stop()
-
-
-def partitions_on(cluster: VitessCluster, shard: str) -> list[str]:
-    """share_events's partitions on the shard's own MySQL, past Vitess."""
-    return cluster.shard_sql(shard, "SELECT partition_name FROM information_schema.partitions "
-                             "WHERE table_schema = DATABASE() AND table_name = 'share_events' "
-                             "AND partition_name IS NOT NULL").split()  # fmt: skip
 
 
 def test_retention_through_vtgate_drops_whole_days_shard_by_shard(
@@ -356,7 +349,7 @@ def test_retention_through_vtgate_drops_whole_days_shard_by_shard(
     for shard in SHARDS:  # days 0 and 1 dropped whole on each shard, the days ahead made
         assert {f"{shard}/p{day(n):%Y%m%d}" for n in (0, 1)} <= dropped, dropped
         assert f"{shard}/p{day(6):%Y%m%d}" in made, made
-        left = partitions_on(cluster, shard)
+        left = cluster.partitions(shard)
         assert f"p{day(2):%Y%m%d}" in left and f"p{day(1):%Y%m%d}" not in left, left
     kept = [e for e in [*old, *new] if e.submitted_at >= us(day(2, 0))]
     shard_map = ShardMap(list(SHARDS))
@@ -379,15 +372,15 @@ def test_migrate_partitions_every_shard_and_down_undoes_it(
     puts them back; the writer stores exactly once throughout."""
     cluster = vitess_cluster
     writer = writer_for(cluster, tmp_path / "spool")
-    assert all(partitions_on(cluster, shard) for shard in SHARDS)
+    assert all(cluster.partitions(shard) for shard in SHARDS)
     fill(tmp_path / "spool", 2000)
     writer.start().wait_for(QUEUE, lambda v: v == 0, 120)
     assert writer.terminate() == 0
     down = writer.run_command("migrate", "--down", "1")
     assert down.returncode == 0, down.stderr
-    assert all(partitions_on(cluster, shard) == [] for shard in SHARDS)
+    assert all(cluster.partitions(shard) == [] for shard in SHARDS)
     up = writer.run_command("migrate")
     assert up.returncode == 0, up.stderr
     for shard in SHARDS:
-        assert any(p.startswith("p_before_") for p in partitions_on(cluster, shard))
+        assert any(p.startswith("p_before_") for p in cluster.partitions(shard))
     assert_exactly_on_shards(cluster, 2000)
