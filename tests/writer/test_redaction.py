@@ -75,7 +75,7 @@ def assert_hidden(shown: str, secret: str) -> None:
 hostile = st.text(alphabet=HOSTILE, min_size=1, max_size=4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(hostile, hostile)
 def test_no_address_shows_its_password_however_written(first: str, second: str) -> None:
     secret = password(first, second)
@@ -87,7 +87,7 @@ def test_no_address_shows_its_password_however_written(first: str, second: str) 
             assert HOST in shown, (form, shown)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(hostile, hostile)
 def test_an_error_quoting_the_address_or_a_piece_of_it_shows_no_password(
     first: str, second: str
@@ -116,7 +116,7 @@ def parsers_complaints(address: str) -> list[str]:
     return said
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(hostile.filter(lambda s: not any(c.isspace() for c in s)),
        hostile.filter(lambda s: not any(c.isspace() for c in s)))  # fmt: skip
 def test_free_text_holding_an_address_shows_no_password(first: str, second: str) -> None:

@@ -27,6 +27,7 @@ the writer, another image); tests/operator/test_operator_redaction.py pins the c
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, unquote, urlsplit
 
@@ -220,7 +221,8 @@ def _read_bare(address: str) -> tuple[str, list[str]]:
     return shown, [user[1] if user else "", port or ""]
 
 
-def _secrets(address: str) -> set[str]:
+@functools.lru_cache(maxsize=4)  # the address in use, read for every line said
+def _secrets(address: str) -> frozenset[str]:
     """Every piece of ``address``, as written, decoded and encoded, that its redacted form
     doesn't show: its credentials, however a parser cut or quoted them."""
     whole = _whole(address.strip())
@@ -232,7 +234,7 @@ def _secrets(address: str) -> set[str]:
     found: set[str] = set()
     for form in (address, unquote(address), quote(unquote(address), safe="")):
         found.update(piece for piece in _pieces(form) if piece not in shown)
-    return {s for s in found if len(s) >= _SHORTEST_SECRET}
+    return frozenset(s for s in found if len(s) >= _SHORTEST_SECRET)
 
 
 def _pieces(text: str) -> list[str]:
