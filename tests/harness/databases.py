@@ -199,10 +199,10 @@ class PostgresServer(_Server):
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
+    def psql(self, sql: str, database: str = "postgres", user: str = "postgres") -> str:
         out = subprocess.run(
             [_pg_bin("psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", str(self.port), "-U",
-             "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql],
+             user, "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql],
             capture_output=True, check=False,
         )  # fmt: skip
         if out.returncode != 0:
@@ -230,6 +230,10 @@ class MySQLFamily(_Server):
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
 
     def sql(self, statement: str, database: str = "") -> str:
+        raise NotImplementedError
+
+    def login(self, user: str, password: str) -> list[str]:
+        """A mysql client logged in as ``user`` over TCP, as an application connects."""
         raise NotImplementedError
 
     def create_database(self, name: str) -> str:
@@ -283,9 +287,16 @@ class MariaDBServer(MySQLFamily):
         ])  # fmt: skip
 
     def sql(self, statement: str, database: str = "") -> str:
-        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
-        return mysql_cli([client, "--no-defaults", "-uroot", f"--socket={self.socket}"],
+        return mysql_cli([self._client(), "--no-defaults", "-uroot", f"--socket={self.socket}"],
                          statement, database)  # fmt: skip
+
+    def login(self, user: str, password: str) -> list[str]:
+        return [self._client(), "--no-defaults", f"-u{user}", f"-p{password}", "-h127.0.0.1",
+                f"-P{self.port}"]  # fmt: skip
+
+    @staticmethod
+    def _client() -> str:
+        return shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
 
 
 @dataclass

@@ -78,3 +78,6 @@ class MySQLServer(MySQLFamily):
 
     def sql(self, statement: str, database: str = "") -> str:
         return mysql_cli(self.client(), statement, database)
+
+    def login(self, user: str, password: str) -> list[str]:
+        return [*self.client(self.port, user), f"-p{password}"]

@@ -9,9 +9,9 @@ import dataclasses
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from harness.databases import Database
+from harness.db_users import user_with
 from harness.retention_days import day, days_of_shares, retain
 from harness.writer import QUEUE, WriterProcess, assert_exactly, migrate
 from sharelog.spool import SpoolProducer
@@ -25,19 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def writer_user(db: Database, grants: tuple[str, ...]) -> str:
     """A user holding ``grants`` on ``db``; the URL the writer gets."""
-    parts = urlsplit(db.url)
-    name = parts.path.lstrip("/")
-    user = f"w_{name}"
-    if db.kind == "postgres":
-        db.query(f"CREATE ROLE {user} LOGIN")
-        for grant in grants:
-            db.query(grant.format(user=user, database=f'"{name}"'))
-    else:
-        db.query(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'")
-        for grant in grants:
-            db.query(grant.format(user=f"'{user}'@'%'", database=f"`{name}`"))
-    secret = "" if db.kind == "postgres" else ":pw"
-    return urlunsplit(parts._replace(netloc=f"{user}{secret}@{parts.hostname}:{parts.port}"))
+    return user_with(db, "w", grants).url
 
 
 def grants_of(db: Database) -> tuple[str, ...]:

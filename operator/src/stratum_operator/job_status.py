@@ -4,7 +4,9 @@
 A container's last words are its termination message: what it wrote to
 ``/dev/termination-log``, or, as our Jobs ask with ``FallbackToLogsOnError``, the tail
 of its log when it failed without writing one. That is what a person needs in the
-pool's condition when a Job fails, and it stays readable while the Job is kept.
+pool's condition when a Job fails, and it stays readable while the Job is kept. They are
+read through ``redaction``: whatever a container printed, no database password in it
+reaches a condition, an Event or ``kubectl stratum``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import enum
 from typing import Any
 
 from stratum_operator.k8s import fetching
+from stratum_operator.redaction import redact_text
 
 LAST_WORDS_CHARS = 400  # enough for an error line and its context; a condition stays short
 
@@ -70,7 +73,7 @@ def last_words(pods: list[dict[str, Any]]) -> str | None:
         for container, terminated in terminations(pod):
             if terminated.get("exitCode", 0) == 0:
                 continue
-            said = " ".join((terminated.get("message") or "").split())
+            said = " ".join(redact_text(terminated.get("message") or "").split())
             code = f"{container} exited {terminated.get('exitCode')}"
             if said:
                 return f"{code}: {_tail(said)}"

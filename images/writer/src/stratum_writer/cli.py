@@ -29,13 +29,15 @@ from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolProducer, SpoolReader
 from sharelog.status_http import StatusServer
 from stratum_writer import __version__, database, retention, vitess_keyspace
-from stratum_writer.backends import Backend, redact
+from stratum_writer.backends import Backend
 from stratum_writer.config import ConfigError, WriterConfig, database_url, load_config
 from stratum_writer.deadletters import DeadLetterFile, read_dead_letters
 from stratum_writer.delivery import Delivery
 from stratum_writer.drain import Drainer
 from stratum_writer.exits import ExitCode, StartupError
 from stratum_writer.metrics import WriterMetrics
+from stratum_writer.redacted_output import redact_output, say
+from stratum_writer.redaction import redact
 from stratum_writer.retention import RetentionPolicy, RetentionReport
 
 log = logging.getLogger("stratum_writer")
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stratum-writer: {exc}", file=sys.stderr)
         return ExitCode.CANNOT_START
     logfmt.configure(config.log_level)
+    address = _address(config)
+    redact_output(address)
     prefer_uvloop()
     try:
         if args.command == "migrate":
@@ -311,8 +315,17 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_run(config, False, drain_to=args.summary_file or Path(os.devnull)))
         return asyncio.run(_run(config, args.migrate))
     except (ConfigError, StartupError) as exc:
-        print(f"stratum-writer: {exc}", file=sys.stderr)
+        say(f"stratum-writer: {exc}", address)
         return exc.code if isinstance(exc, StartupError) else ExitCode.CANNOT_START
+
+
+def _address(config: WriterConfig) -> str | None:
+    """The database URL, for redaction's sake; None where there is none to read yet (the
+    command that needs it then fails, saying why)."""
+    try:
+        return database_url(config)
+    except ConfigError:
+        return None
 
 
 if __name__ == "__main__":

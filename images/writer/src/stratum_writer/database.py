@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stratum_writer import retention
-from stratum_writer.backends import Backend, open_backend, redact
+from stratum_writer.backends import Backend, open_backend
 from stratum_writer.backends.base import MigrationRefused, latest_migration
 from stratum_writer.config import WriterConfig, database_url
 from stratum_writer.delivery import describe
 from stratum_writer.exits import ExitCode, StartupError
+from stratum_writer.redaction import redact
 from stratum_writer.retention import RetentionPolicy
 
 log = logging.getLogger("stratum_writer")

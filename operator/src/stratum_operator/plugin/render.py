@@ -1,10 +1,12 @@
-"""``kubectl stratum status`` as text: pure, from what ``gather`` found."""
+"""``kubectl stratum status`` as text: pure, from what ``gather`` found. Messages (the
+pool's conditions, its Events) are shown through ``redaction``, whoever wrote them."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from stratum_operator.plugin.gather import PoolStatus
+from stratum_operator.redaction import redact_text
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -31,7 +33,12 @@ def render(found: PoolStatus) -> str:
         *_table(
             ["TYPE", "STATUS", "REASON", "MESSAGE"],
             [
-                [c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", "")]
+                [
+                    c.get("type", ""),
+                    c.get("status", ""),
+                    c.get("reason", ""),
+                    redact_text(c.get("message", "")),
+                ]
                 for c in found.conditions
             ],
         ),
@@ -75,7 +82,7 @@ def render(found: PoolStatus) -> str:
                   f"last run {_or_dash(kept.get('lastRun'))}"]  # fmt: skip
     lines += ["", "Recent warnings:"]
     lines += (_table(["LAST SEEN", "REASON", "COUNT", "MESSAGE"],
-                     [[_or_dash(w["last"]), w["reason"] or "", str(w["count"]), w["message"] or ""]
-                      for w in found.warnings])
+                     [[_or_dash(w["last"]), w["reason"] or "", str(w["count"]),
+                       redact_text(w["message"] or "")] for w in found.warnings])
               if found.warnings else ["  none"])  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from stratum_writer.backends.base import Backend, ErrorKind, StoreResult
+from stratum_writer.redaction import redact
 
-__all__ = ["Backend", "ErrorKind", "StoreResult", "open_backend", "redact"]
+__all__ = ["Backend", "ErrorKind", "StoreResult", "open_backend"]
 
 SCHEMES = {
     "postgres": "postgres",
@@ -49,13 +50,3 @@ def open_backend(
         return SqliteBackend(url)
     except ValueError as exc:
         raise ValueError(f"bad database URL {redact(url)!r}: {exc}") from None
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()

@@ -19,6 +19,11 @@ from importlib import resources
 from sharelog.event import Row
 from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow
 
+# The tables Grafana's SQL dashboard reads (charts/stratum-operator/files/dashboards/sql):
+# the rollups and the registry, never share_events. Its data source's user holds SELECT
+# on these and nothing else (each backend's DASHBOARD_GRANTS; docs/writer.md).
+DASHBOARD_TABLES = ("worker_stats_minute", "workers")
+
 
 class ErrorKind(enum.Enum):
     """How the writer reacts to a failed batch."""

@@ -27,6 +27,7 @@ import pymysql
 from sharelog.event import FIELDS, SHARD_KEY, Row
 from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow
 from stratum_writer.backends.base import (
+    DASHBOARD_TABLES,
     Backend,
     ErrorKind,
     Migration,
@@ -97,6 +98,9 @@ RUNTIME_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE ON {database}.workers TO {user}",
     "GRANT SELECT ON {database}.schema_migrations TO {user}",
 )
+# a dashboard's data source: reading its tables, nothing more
+DASHBOARD_GRANTS = tuple(f"GRANT SELECT ON {{database}}.{table} TO {{user}}"
+                         for table in DASHBOARD_TABLES)  # fmt: skip
 # the statements storing runs, as EXPLAIN checks their privileges without running them
 _PROBES = (
     "EXPLAIN INSERT INTO share_events (share_id) VALUES (X'00') "

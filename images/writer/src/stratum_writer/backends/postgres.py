@@ -24,6 +24,7 @@ import asyncpg
 from sharelog.event import FIELDS, Row
 from stratum_writer.aggregates import AGGREGATES, Aggregate, AggregateRow, Kind
 from stratum_writer.backends.base import (
+    DASHBOARD_TABLES,
     Backend,
     ErrorKind,
     Migration,
@@ -90,6 +91,8 @@ RUNTIME_GRANTS = (
     "GRANT SELECT ON schema_migrations TO {user}",
     "GRANT TEMPORARY ON DATABASE {database} TO {user}",
 )
+# a dashboard's data source: reading its tables, nothing more
+DASHBOARD_GRANTS = (f"GRANT SELECT ON {', '.join(DASHBOARD_TABLES)} TO {{user}}",)
 # RUNTIME_GRANTS as has_*_privilege checks them
 _NEEDED = [("share_events", p) for p in ("SELECT", "INSERT")] + [
     (t, p) for t in ("worker_stats_minute", "workers") for p in ("SELECT", "INSERT", "UPDATE")
