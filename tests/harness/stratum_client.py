@@ -24,6 +24,7 @@ class ScriptedMiner:
         self.reader = self.sock.makefile("rb")
         self.login = login
         self.job: Job | None = None
+        self.notify: list[Any] | None = None  # the last job's params, as the pool sent them
         self.difficulty = 1.0
         self.extranonce1 = ""
         self.version_mask = 0
@@ -41,7 +42,11 @@ class ScriptedMiner:
             raise ConnectionError("the proxy closed the connection")
         msg: dict[str, Any] = orjson.loads(line)
         if msg.get("method") == "mining.notify":
-            self.job = Job.from_notify(msg["params"])
+            self.notify = msg["params"]
+            try:
+                self.job = Job.from_notify(msg["params"])
+            except ValueError:  # a broken pool's job: nothing to mine on
+                self.job = None
         elif msg.get("method") == "mining.set_difficulty":
             self.difficulty = float(msg["params"][0])
         elif "method" not in msg:
@@ -64,7 +69,7 @@ class ScriptedMiner:
         if isinstance(configure.get("result"), dict):
             self.version_mask = int(configure["result"].get("version-rolling.mask", "0"), 16)
         self.extranonce1 = subscribe["result"][1]
-        while self.job is None:
+        while self.notify is None:
             self.read()
         self.replies.clear()
 

@@ -34,6 +34,9 @@ CASES: dict[str, tuple[tuple[list[dict[str, str]], int, dict[str, str], str], tu
     "StratumDeadLetters": (
         ([series("stratum_writer_dead_letters_total", "0 1 1 1")], 3, {}, ""),
         ([series("stratum_writer_dead_letters_total", "2 2 2 2")], 3)),
+    "StratumDeadLettersFull": (
+        ([series("stratum_writer_dead_letters_full", "0 1x5")], 4, {}, ""),
+        ([series("stratum_writer_dead_letters_full", "0 1 0 1 0 0")], 4)),
     "StratumWriterFallingBehind": (
         ([series("stratum_writer_oldest_event_age_seconds", "600x15")], 12, {}, "10m 0s"),
         ([series("stratum_writer_oldest_event_age_seconds", "600x5 1x10")], 12)),

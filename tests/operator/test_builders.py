@@ -184,6 +184,17 @@ def test_sqlite_retains_in_its_writer_and_retention_can_be_off() -> None:
     assert desired_objects("p", "ns", spec(retention={"enabled": False})).retention is None
 
 
+def test_the_dead_letter_cap_reaches_the_writer_as_a_setting_it_takes() -> None:
+    from stratum_writer.config import WriterConfig
+
+    capped = desired_objects("p", "ns", spec(spool={"size": "2Gi", "deadLetterLimit": "100Mi"}))
+    settings = json.loads(capped.config["data"]["writer.json"])
+    assert settings["dead_letter_max_bytes"] == 100 << 20
+    assert WriterConfig(**settings).dead_letter_max_bytes == 100 << 20
+    plain = json.loads(desired_objects("p", "ns", spec()).config["data"]["writer.json"])
+    assert "dead_letter_max_bytes" not in plain  # the writer's own default
+
+
 def test_each_job_connects_with_its_own_credentials() -> None:
     def secret_of(obj: dict[str, Any]) -> str:
         template = obj["spec"].get("jobTemplate", obj)["spec"]["template"]["spec"]

@@ -4,6 +4,7 @@ rate. No cluster: these are the rules; the e2e suite shows them on a real one.""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,23 @@ def test_shares_per_second_is_per_pod_across_resets_and_pods_coming_and_going() 
     assert tick(reading("a", 400)) == 20.0, "b not read: a's rate, not 0 and not a drop"
     assert tick(reading("a", 100), reading("b", 600)) == 10.0, "a restarted; b has no window"
     assert tick(reading("a", 300), reading("b", 800)) == 40.0, "b back: no spike"
+
+
+def test_a_writer_at_its_dead_letter_cap_sets_dead_letters_full_naming_the_pod() -> None:
+    def full(*pods: PodReading) -> Outcome:
+        out = Outcome()
+        writer_scaling.report_dead_letters(list(pods), out)
+        return out
+
+    held = dataclasses.replace(reading("main-proxy-1", 10), dead_letters_full=True)
+    out = full(reading("main-proxy-0", 10), held)
+    assert said(out, T.DEAD_LETTERS_FULL) == (True, Reason.DEAD_LETTER_CAP_REACHED)
+    condition = out.said(T.DEAD_LETTERS_FULL)
+    assert condition is not None and "main-proxy-1" in condition.message
+    assert "main-proxy-0" not in condition.message
+    out = full(reading("main-proxy-0", 10), reading("main-proxy-1", 10))
+    assert said(out, T.DEAD_LETTERS_FULL) == (False, Reason.BELOW_DEAD_LETTER_CAP)
+    assert full().said(T.DEAD_LETTERS_FULL) is None, "no pod read: nothing said"
 
 
 def test_the_docs_list_the_status_vocabulary() -> None:

@@ -203,3 +203,40 @@ def test_a_share_crossing_the_subscribe_reply_keeps_the_identity_the_pool_judged
     (judged,) = pool.ledger
     assert (event.accepted, event.extranonce1) == (True, judged.extranonce1)
     assert event.share_difficulty >= event.difficulty > 0
+
+
+@pytest.mark.parametrize(
+    "nbits",
+    [
+        "1ffffffff",  # no 32-bit word: the header can't hold it
+        "-1",
+        "ff7fffff",  # exponent 255: a target of thousands of bits
+        "227fffff",  # exponent 0x22: past 256 bits
+        "00000000",
+    ],
+)
+def test_a_job_with_absurd_nbits_records_every_share_and_keeps_the_miner(
+    sim: SimLoop, tmp_path: Path, nbits: str
+) -> None:
+    pool, url = sim.pool()
+    pool.faults.notify_nbits = nbits  # judged under the real nbits; sent with this one
+    proxy = ProxyProcess(tmp_path, [url]).start()
+    miner = ScriptedMiner(proxy.listen_port)
+    miner.handshake()
+    assert miner.notify is not None and miner.notify[6] == nbits
+    job_id, ntime = miner.notify[0], miner.notify[7]
+    sent = [[miner.login, job_id, f"{i:08x}", ntime, f"{i * 7919:08x}"] for i in range(1, 6)]
+    for i, params in enumerate(sent):
+        miner.submit(params, msg_id=10 + i)
+    replies = miner.replies_until(len(sent))  # a closed connection raises here
+    assert [r["id"] for r in replies] == [10 + i for i in range(len(sent))]
+    heard = [verdict_of(r) for r in replies]
+    _until(lambda: len(spooled(proxy.spool)) == len(sent))
+    events = spooled(proxy.spool)
+    assert Counter((e.extranonce2, e.error_code) for e in events) == Counter(
+        (p[2], code) for p, code in zip(sent, heard, strict=True)
+    ), "every share is recorded with the verdict its miner heard"
+    assert not any(e.block_candidate for e in events), "no target: no block candidate"
+    miner.submit([miner.login, job_id, "000000ff", ntime, "00000001"], msg_id=99)
+    assert miner.replies_until(len(sent) + 1)[-1]["id"] == 99, "the connection lives on"
+    assert proxy.metrics().get("stratum_proxy_disconnects_total", 0) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.spool_reader import spooled
 from sharelog.codec import decode
 from sharelog.spool import SpoolProducer, SpoolReader
-from sharelog.spool.format import MAGIC, list_segments, segment_name
+from sharelog.spool.format import DEAD_LETTERS, MAGIC, list_segments, segment_name
 from sharelog.synthetic import synthetic_events
 
 
@@ -147,6 +147,24 @@ def test_full_spool_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     producer._last_rescan = 0
     producer.flush_sync()
     assert producer.append(next(synthetic_events(1, seed=9)))
+
+
+def test_the_writers_dead_letters_count_against_the_size_limit(tmp_path: Path) -> None:
+    """They lie on the same volume: a spool and its dead letters together stay in bounds."""
+    dead = tmp_path / DEAD_LETTERS
+    dead.write_bytes(b"x" * (60 << 10))
+    producer = SpoolProducer(tmp_path, max_bytes=64 << 10)
+    results = [producer.append(e) for e in synthetic_events(100)]
+    producer.flush_sync()
+    kept = results.count(True)
+    assert 0 < kept < 20, "about 4 KiB of room: a few shares, then drops"
+    assert producer.backlog_bytes <= 64 << 10
+    # the dead letters replayed and moved away: once the producer notices, room again
+    dead.unlink()
+    producer._last_rescan = 0
+    producer.flush_sync()
+    assert all(producer.append(e) for e in synthetic_events(50, seed=9))
+    producer.close_sync()
 
 
 def test_disk_refusing_writes_drops_counts_and_leaves_no_torn_record(tmp_path: Path) -> None:

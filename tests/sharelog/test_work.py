@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sharelog.work import (
     Job,
     difficulty_of_target,
@@ -74,3 +76,46 @@ def test_nbits_round_trips_through_targets() -> None:
 
     for nbits in (BITS, 0x1D00FFFF, 0x207FFFFF, 0x1B0404CB):
         assert nbits_from_target(target_from_nbits(nbits)) == nbits
+
+
+def _notify(nbits: str, *, version: str = "20000000", ntime: str = "5f000000") -> list[object]:
+    return ["1", "00" * 32, "01", "02", [], version, nbits, ntime, True]
+
+
+@pytest.mark.parametrize("nbits", ["1ffffffff", "-1", "1d00ffff00"])
+def test_a_job_whose_nbits_is_no_header_word_is_no_job(nbits: str) -> None:
+    """Not a job that raises on every share hashed against it: no job at all, so the
+    proxy records its shares unhashed (as for an unknown job) and the miner goes on."""
+    with pytest.raises(ValueError, match="nbits"):
+        Job.from_notify(_notify(nbits))
+
+
+@pytest.mark.parametrize(("field", "value"), [("version", "100000000"), ("ntime", "-5")])
+def test_version_and_ntime_must_be_header_words_too(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Job.from_notify(_notify("1d00ffff", **{field: value}))
+
+
+@pytest.mark.parametrize(
+    "nbits",
+    [
+        0xFF7FFFFF,  # exponent 255: a target of thousands of bits
+        0x227FFFFF,  # exponent 0x22: past 256 bits
+        0x21010000,  # exponent 0x21 and a mantissa of 2**16: 2**256, one past
+        0x2300FFFF,
+        0x1D80FFFF,  # the sign bit: a negative target
+        0x00000000,
+    ],
+)
+def test_an_nbits_that_encodes_no_target_is_met_by_no_share(nbits: int) -> None:
+    job = Job.from_notify(_notify(f"{nbits:08x}"))
+    header = job.header(b"\x01", b"\x02", 0, 0)  # every word fits: the header builds
+    assert len(header) == 80
+    assert target_from_nbits(nbits) == 0
+    assert not hash_value(header) <= target_from_nbits(nbits), "no block candidate"
+    assert share_difficulty(header) > 0  # what the share reached is still measured
+
+
+def test_the_largest_targets_that_fit_are_kept() -> None:
+    assert target_from_nbits(0x207FFFFF) == 0x7FFFFF << (8 * 29)  # regtest's limit
+    assert target_from_nbits(0x2100FFFF) == 0xFFFF << (8 * 30)  # 2**256 - 2**240

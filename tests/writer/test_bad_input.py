@@ -6,11 +6,13 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from harness.databases import Database, free_port
 from harness.writer import INSERTED, QUEUE, WriterProcess, assert_exactly, migrate
 from sharelog.spool import SpoolProducer, SpoolReader
+from sharelog.spool.format import read_checkpoint
 from sharelog.synthetic import synthetic_events
 
 
@@ -135,3 +137,45 @@ def test_spool_full_producer_drops_while_the_writer_keeps_draining(
     writer.wait_for(INSERTED, lambda v: v >= accepted + 100)
     assert writer.terminate() == 0
     assert postgres_db.scalar("SELECT count(*) FROM share_events") == accepted + 100
+
+
+def test_at_the_dead_letter_cap_refused_shares_wait_in_the_spool_and_nothing_is_dropped(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    events = list(synthetic_events(3000))
+    poison = (1234, 2345)
+    for at in poison:  # a worker name longer than its column: refused for its content
+        events[at] = dataclasses.replace(events[at], worker="w" * 200)
+    producer = SpoolProducer(spool)
+    for e in events:
+        producer.append(e)
+    producer.close_sync()
+    dead = spool / "dead-letters.jsonl"
+    earlier = json.dumps({"reason": "an earlier refusal", "raw": "x" * 300}) + "\n"
+    dead.write_text(earlier * 10)  # about 3.5 KiB of the 4 KiB cap: no room for another
+    cap = ("--batch-size", "500", "--dead-letter-max-bytes", "4096")
+    writer = WriterProcess(spool, postgres_db.url, *cap)
+    migrate(writer)
+    writer.start()
+    writer.wait_for("stratum_writer_dead_letters_full", lambda v: v == 1)
+    writer.wait_for(INSERTED, lambda v: v >= 1000)  # the batches before the poison's
+    time.sleep(1.0)  # held, not slow: nothing moves past it
+    metrics = writer.metrics()
+    assert metrics["stratum_writer_dead_letter_limit_bytes"] == 4096
+    assert metrics["stratum_writer_dead_letter_bytes"] == len(earlier) * 10
+    checkpoint = read_checkpoint(spool)
+    assert checkpoint is not None and checkpoint.seq <= poison[0], "the checkpoint waits"
+    assert postgres_db.scalar("SELECT count(*) FROM share_events") < 2000, "read no further"
+    assert dead.read_text() == earlier * 10, "the file stays at its cap"
+    assert writer.terminate() == 0  # SIGTERM while held: the rest stays in the spool
+    assert SpoolReader(spool).queue_depth().events >= 3000 - poison[0]
+
+    dead.rename(spool / "dead-letters.replayed")  # a person replayed them and moved them away
+    writer = WriterProcess(spool, postgres_db.url, *cap).start()
+    writer.wait_for(QUEUE, lambda v: v == 0)
+    assert writer.metrics()["stratum_writer_dead_letters_full"] == 0
+    assert writer.terminate() == 0
+    assert_exactly(postgres_db, 2998)
+    kept = [json.loads(line)["event"]["share_id"] for line in dead.read_text().splitlines()]
+    assert kept == [events[at].share_id.hex() for at in poison], "each one set aside once"

@@ -6,10 +6,15 @@ SQLite), through the ``stratum-writer migrate`` command a migration Job runs.
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from pathlib import Path
 
 from harness.databases import Database
-from harness.writer import QUEUE, WriterProcess, assert_exactly, fill, migrate
+from harness.writer import INSERTED, QUEUE, WriterProcess, assert_exactly, fill, migrate
+from sharelog.spool import SpoolProducer
+from sharelog.synthetic import synthetic_events
 from stratum_writer.backends.base import latest_migration
 from stratum_writer.exits import ExitCode
 
@@ -97,3 +102,67 @@ def test_a_writer_refuses_a_schema_newer_than_it_knows(database: Database, tmp_p
         assert out.returncode == ExitCode.SCHEMA_REFUSED, (command, out.stderr)
         (line,) = out.stderr.strip().splitlines()
         assert f"{newer}" in line and f"({latest})" in line and "newer" in line, line
+
+
+# shares stored before: enough that copying them back into one table takes seconds, while
+# the writer commits a batch every batch timeout (200 ms)
+_FILLER = """INSERT INTO share_events SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), 'filler',
+ 'u', 'filler', 'filler.w', 1, 'j', 'e1', 'e2', '00000000', '00000000', NULL, 1, 1, true,
+ NULL, NULL, false, timestamptz '2025-06-01' + g * interval '1 ms', NULL, 'p'
+ FROM generate_series(1, {rows}) g"""
+
+
+class _Feed:
+    """A proxy's worth of shares spooled without pause, on a thread of its own."""
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self.ids: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Feed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        producer = SpoolProducer(self.spool, segment_bytes=256 << 10)
+        events = synthetic_events(10**7, seed=3, start_us=time.time_ns() // 1000, pool="live")
+        while not self._stop.is_set():
+            for event in itertools.islice(events, 100):
+                producer.append(event)
+                self.ids.append(event.share_id)
+            producer.flush_sync()
+            time.sleep(0.01)
+        producer.close_sync()
+
+
+def test_migrating_down_from_day_partitions_under_a_storing_writer_keeps_every_share(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL's 0003 down copies the partitions into one table, then drops them: the
+    shares a running writer commits meanwhile must wait for the copy, not go with them."""
+    spool = tmp_path / "spool"
+    writer = WriterProcess(spool, postgres_db.url, "--migrate").start()
+    writer.wait_for("stratum_writer_schema_version", lambda v: v == 3, 60)
+    postgres_db.query(_FILLER.format(rows=400_000))
+    with _Feed(spool) as feed:
+        writer.wait_for(INSERTED, lambda v: v > 1000, 60)  # the writer is storing
+        down = writer.run_command("migrate", "--down", "1")
+        assert down.returncode == 0, down.stderr
+        stored_during = writer.metrics()[INSERTED]
+        writer.wait_for(INSERTED, lambda v: v > stored_during + 1000, 60)  # and stores on
+    writer.wait_for(QUEUE, lambda v: v == 0, 60)
+    assert postgres_db.scalar("SELECT count(*) FROM pg_inherits") == 0, "one table again"
+    stored = postgres_db.query(
+        "SELECT encode(share_id, 'hex') FROM share_events WHERE pool = 'live'"
+    ).split()
+    assert len(stored) == len(set(stored)), "no share stored twice"
+    missing = {i.hex() for i in feed.ids} - set(stored)
+    assert not missing, f"{len(missing)} of {len(feed.ids)} shares lost by the down migration"
+    assert len(stored) == len(feed.ids)
+    assert postgres_db.scalar("SELECT count(*) FROM share_events WHERE pool = 'filler'") == 400_000

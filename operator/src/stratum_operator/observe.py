@@ -24,6 +24,8 @@ class PodReading:
     queue: int
     workers: int
     schema_version: int
+    # its writer holds a refused share in the spool: the dead-letter file is at its cap
+    dead_letters_full: bool = False
 
 
 def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -77,6 +79,7 @@ async def read_pods(
                 queue=int(writer.get("stratum_writer_queue_events", 0)),
                 workers=int(writer.get("stratum_writer_workers", 0)),
                 schema_version=int(writer.get("stratum_writer_schema_version", 0)),
+                dead_letters_full=writer.get("stratum_writer_dead_letters_full", 0) == 1,
             )
 
         results = await asyncio.gather(*(one(p) for p in pods), return_exceptions=True)

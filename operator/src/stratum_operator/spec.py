@@ -86,6 +86,8 @@ class SpoolSpec(_Model):
     size: str = "1Gi"
     storage_class_name: str | None = Field(None, alias="storageClassName")
     ephemeral: bool = False
+    # the writer's dead-letter file's cap (a quantity); None: the writer's own default
+    dead_letter_limit: str | None = Field(None, alias="deadLetterLimit")
 
 
 class VitessSpec(_Model):

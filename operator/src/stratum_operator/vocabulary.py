@@ -18,6 +18,7 @@ class ConditionType(enum.StrEnum):
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     SCALING_ACTIVE = "ScalingActive"
+    DEAD_LETTERS_FULL = "DeadLettersFull"
     SPOOL_EPHEMERAL = "SpoolEphemeral"
     RECONCILIATION_PAUSED = "ReconciliationPaused"
 
@@ -74,6 +75,9 @@ class Reason(enum.StrEnum):
     READING_QUEUES = "ReadingQueues"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
     SCALING_PAUSED = "ScalingPaused"
+    # DeadLettersFull
+    DEAD_LETTER_CAP_REACHED = "DeadLetterCapReached"
+    BELOW_DEAD_LETTER_CAP = "BelowDeadLetterCap"
     # SpoolEphemeral
     EMPTY_DIR = "EmptyDir"
     # ReconciliationPaused

@@ -50,6 +50,7 @@ async def scale_writers(
         ready = ready_pods(pods)
         readings, errors = await read_pods(ready, spec.proxy.metrics_port, spec.writer.metrics_port)
     report_traffic(readings, memo, out, now=time.monotonic())
+    report_dead_letters(readings, out)
     annotations = pool["metadata"].get("annotations") or {}
     paused = annotations.get(naming.PAUSE_SCALING_ANNOTATION) == "true"
     writer_status.update(workers=current, paused=paused)
@@ -142,6 +143,22 @@ def report_traffic(
     versions = {r.schema_version for r in readings if r.schema_version}
     if versions:
         out.status["schemaVersion"] = ",".join(str(v) for v in sorted(versions))
+
+
+def report_dead_letters(readings: list[PodReading], out: Outcome) -> None:
+    """DeadLettersFull from the writers read this pass; nothing said when none was read
+    (the condition keeps what it was)."""
+    if not readings:
+        return
+    full = sorted(r.pod for r in readings if r.dead_letters_full)
+    if full:
+        out.condition(ConditionType.DEAD_LETTERS_FULL, True, Reason.DEAD_LETTER_CAP_REACHED,
+                      f"the dead-letter file of {', '.join(full)} is at its cap "
+                      "(spool.deadLetterLimit): refused shares wait in the spool, which "
+                      "fills; replay the dead letters, then move the file away")  # fmt: skip
+        return
+    out.condition(ConditionType.DEAD_LETTERS_FULL, False, Reason.BELOW_DEAD_LETTER_CAP,
+                  f"every dead-letter file of the {len(readings)} pods read has room")  # fmt: skip
 
 
 def _count(

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz")
     run.add_argument("--drain-timeout", dest="drain_timeout_s", type=float)
     run.add_argument("--dead-letter-file", type=Path)
+    run.add_argument("--dead-letter-max-bytes", type=int)
     run.add_argument("--pg-strategy", choices=["unnest", "copy"])
     run.add_argument("--migrate", action="store_true", help="apply migrations first")
     drain = sub.add_parser("drain", help="empty a spool no proxy writes to any more, then exit")
@@ -128,7 +129,8 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
     metrics.backend_up.set(1)
     freeze_startup_heap()
     reader = SpoolReader(config.spool_dir)
-    dead_letters = DeadLetterFile(config.dead_letters)
+    dead_letters = DeadLetterFile(config.dead_letters, config.dead_letter_max_bytes)
+    metrics.dead_letter_limit.set(config.dead_letter_max_bytes)
     drainer: Drainer | None = None
     delivery = Delivery(
         backend,
@@ -136,6 +138,7 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
         dead_letters,
         max_attempts=config.max_attempts,
         give_up=lambda: drainer is not None and drainer.should_give_up(),
+        stopping=lambda: drainer is not None and drainer.stopping,
     )
     drainer = Drainer(
         reader,

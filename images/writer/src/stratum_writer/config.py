@@ -13,9 +13,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sharelog.settings import ConfigError, load_layered
+from sharelog.spool.format import DEAD_LETTERS
 from stratum_writer.backends.vitess_shards import ShardMap
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ConfigError", "WriterConfig", "database_url", "load_config"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_DEAD_LETTER_MAX_BYTES",
+    "ConfigError",
+    "WriterConfig",
+    "database_url",
+    "load_config",
+]
 
 # Shares per batch at most. A backlog drains in batches this size; a pool below the
 # writer's capacity fills them only to batch_timeout_ms. 10,000 rather than 5,000: each
@@ -23,6 +31,11 @@ __all__ = ["DEFAULT_BATCH_SIZE", "ConfigError", "WriterConfig", "database_url", 
 # so bigger batches cost the database less per share (bench-writer: PostgreSQL +35%,
 # MariaDB +12% over 5,000) for about 65 MiB more at a full backlog (docs/writer.md).
 DEFAULT_BATCH_SIZE = 10_000
+# The dead-letter file's cap. It lies on the spool's volume and counts against the
+# proxy's size limit, so it must stay a small part of it: 64 MiB is about 100,000 refused
+# shares (a JSON line each), a twentieth of the operator's default limit (nine tenths of
+# a 1 GiB claim). At the cap the writer holds the next refused share in the spool.
+DEFAULT_DEAD_LETTER_MAX_BYTES = 64 << 20
 
 
 class WriterConfig(BaseModel):
@@ -31,6 +44,7 @@ class WriterConfig(BaseModel):
     spool_dir: Path = Path("/var/spool/stratum")
     database_url_file: Path | None = None
     dead_letter_file: Path | None = None  # default: <spool_dir>/dead-letters.jsonl
+    dead_letter_max_bytes: int = Field(DEFAULT_DEAD_LETTER_MAX_BYTES, ge=4096)
     batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000)
     batch_timeout_ms: int = Field(200, ge=1, le=60_000)
     workers: int = Field(1, ge=1, le=64)
@@ -57,7 +71,7 @@ class WriterConfig(BaseModel):
 
     @property
     def dead_letters(self) -> Path:
-        return self.dead_letter_file or self.spool_dir / "dead-letters.jsonl"
+        return self.dead_letter_file or self.spool_dir / DEAD_LETTERS
 
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -71,6 +85,7 @@ _ENV = {
     "spool_dir": "STRATUM_SPOOL_DIR",
     "database_url_file": "STRATUM_DATABASE_URL_FILE",
     "dead_letter_file": "STRATUM_DEAD_LETTER_FILE",
+    "dead_letter_max_bytes": "STRATUM_DEAD_LETTER_MAX_BYTES",
     "batch_size": "STRATUM_BATCH_SIZE",
     "batch_timeout_ms": "STRATUM_BATCH_TIMEOUT_MS",
     "workers": "STRATUM_WRITER_WORKERS",

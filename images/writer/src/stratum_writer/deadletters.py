@@ -2,6 +2,10 @@
 
 One JSON object per line, fsynced before the spool checkpoint moves past the share, so a
 poison event is never lost, only set aside. ``stratum-writer replay FILE`` re-submits.
+
+The file has a cap (``dead_letter_max_bytes``): it lies on the spool's volume. An entry
+that would take it past the cap is refused with ``DeadLettersFull``, and the writer then
+keeps the share in the spool instead (``delivery.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,22 @@ from sharelog.codec import PayloadError, from_json, to_json
 from sharelog.event import Row
 
 
+class DeadLettersFull(Exception):
+    """The dead-letter file is at its cap: what would go there stays where it is."""
+
+
 class DeadLetterFile:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int | None = None) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes  # None: no cap (replay's file of shares still failing)
         self.count = 0
+
+    def size(self) -> int:
+        """Its size now (a person may have moved it away after a replay)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def add_row(self, row: Row, reason: str) -> None:
         self._append({"reason": reason, "at": time.time(), "event": to_json(row)})
@@ -34,6 +50,13 @@ class DeadLetterFile:
     def _append(self, entry: dict[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = orjson.dumps(entry) + b"\n"
+        if self.max_bytes is not None:
+            size = self.size()
+            if size + len(line) > self.max_bytes:
+                raise DeadLettersFull(
+                    f"the dead-letter file {self.path} holds {size} bytes of its "
+                    f"{self.max_bytes}-byte cap"
+                )
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         try:
             os.write(fd, line)

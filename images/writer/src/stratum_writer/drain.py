@@ -4,7 +4,9 @@ One feeder reads batches in log order (size N or T milliseconds after the first 
 whichever comes first) into a short queue; N flushers store them concurrently. The
 spool reader only advances its checkpoint over the committed prefix, so the order in
 which flushers finish does not matter. N comes from a file the operator rewrites
-(a downward-API projection of a pod annotation), re-read every second.
+(a downward-API projection of a pod annotation), re-read every second. While a refused
+share waits for room in the dead-letter file (``delivery.py``) the feeder reads no
+further: what follows stays in the spool, not in memory.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Job:
     batches: list[Batch]
     rows: list[Row]
     oldest_us: int
+    unreadable: list[tuple[bytes, str]]  # records that are no share event, and why
 
 
 def read_worker_count(path: Path | None, current: int) -> int:
@@ -92,6 +95,11 @@ class Drainer:
         """True once shutdown's drain deadline has passed."""
         return self._stopping and time.monotonic() >= self._deadline
 
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has begun (SIGTERM): draining until the deadline."""
+        return self._stopping
+
     async def run(
         self, stop: asyncio.Event, drain_timeout: float, *, until_empty: bool = False
     ) -> None:
@@ -120,6 +128,7 @@ class Drainer:
         depth = self.reader.queue_depth()
         self.metrics.queue_events.set(depth.events)
         self.metrics.queue_bytes.set(depth.bytes)
+        self.metrics.dead_letter_bytes.set(self.dead_letters.size())
         oldest = min(self._jobs.values(), default=None)
         age = 0.0 if oldest is None else max(time.time() - oldest / 1e6, 0.0)
         self.metrics.oldest_age.set(age)
@@ -134,6 +143,11 @@ class Drainer:
             if self.should_give_up():
                 log.warning("drain deadline reached; the rest stays in the spool")
                 return
+            if self.delivery.holding:  # the dead letters are full: read no further
+                if self._stopping:
+                    return
+                await asyncio.sleep(_STOP_CHECK_S)
+                continue
             job = await self._next_job()
             if job is None:
                 if self._stopping or self._until_empty:
@@ -198,14 +212,10 @@ class Drainer:
             else [p for batch in batches for p in batch.payloads]
         )
         rows, bad = decode_many(payloads)
-        for payload, reason in bad:
-            self.dead_letters.add_payload(payload, f"unreadable spool record: {reason}")
-            self.metrics.dead_letters.inc()
-            log.error("dead-lettered an unreadable spool record: %s", reason)
         oldest = min(
             (r[SUBMITTED_AT] for r in rows[:1] + rows[-1:]), default=int(time.time() * 1e6)
         )
-        return Job(batches, rows, oldest)
+        return Job(batches, rows, oldest, bad)
 
     # -- flushing -------------------------------------------------------------------------
 
@@ -222,6 +232,12 @@ class Drainer:
                 continue
             self._jobs[id(job)] = job.oldest_us
             try:
+                while job.unreadable:  # set aside first (held at the cap), once each
+                    payload, reason = job.unreadable[0]
+                    await self.delivery.set_aside_record(
+                        payload, f"unreadable spool record: {reason}"
+                    )
+                    job.unreadable.pop(0)
                 if job.rows:
                     await self.delivery.deliver(job.rows)
             except Abandoned:

@@ -36,6 +36,19 @@ class WriterMetrics:
         self.dead_letters = Counter(
             "stratum_writer_dead_letters", "Shares the database refused, set aside", registry=r
         )
+        self.dead_letter_bytes = Gauge(
+            "stratum_writer_dead_letter_bytes",
+            "Size of the dead-letter file beside the spool",
+            registry=r,
+        )
+        self.dead_letter_limit = Gauge(
+            "stratum_writer_dead_letter_limit_bytes", "The dead-letter file's cap", registry=r
+        )
+        self.dead_letters_full = Gauge(
+            "stratum_writer_dead_letters_full",
+            "1 while the dead-letter file is at its cap and a refused share waits in the spool",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "stratum_writer_batch_size", "Shares per committed batch", buckets=_BATCH_BUCKETS,
             registry=r,

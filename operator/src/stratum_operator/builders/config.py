@@ -36,7 +36,8 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "submit_timeout_s": proxy.submit_timeout_seconds,
         "max_connections": proxy.max_connections,
         "spool_dir": SPOOL_DIR,
-        # a tenth of the volume stays for the checkpoint, dead letters and a segment's slack
+        # the limit counts the writer's dead letters too; the tenth left is the checkpoint's
+        # and a segment's slack
         "spool_max_bytes": quantity_bytes(spec.spool.size) * 9 // 10,
         "shutdown_grace_s": max(spec.pod_template.termination_grace_period_seconds - 15, 1),
     }
@@ -61,6 +62,8 @@ def writer_settings(spec: StratumPoolSpec) -> dict[str, Any]:
         # the writer drains before the proxy's grace period ends the pod
         "drain_timeout_s": max(spec.pod_template.termination_grace_period_seconds - 5, 1),
     }
+    if spec.spool.dead_letter_limit is not None:  # else the writer's own default
+        settings["dead_letter_max_bytes"] = quantity_bytes(spec.spool.dead_letter_limit)
     if spec.persistence.backend == "vitess" and spec.vitess is not None:
         settings["vitess_shards"] = spec.vitess.shards  # one transaction per shard
     if spec.persistence.backend == "sqlite" and spec.retention.enabled:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 # The target of difficulty 1 ("diff1"), as pools and miners define share difficulty.
 DIFF1_TARGET = 0x00000000FFFF0000000000000000000000000000000000000000000000000000
+HASH_LIMIT = (1 << 256) - 1  # a SHA256d can't exceed it: a target beyond it is no target
+WORD_LIMIT = 0xFFFFFFFF  # version, nbits and ntime are 32-bit words in the header
 
 
 def sha256d(data: bytes) -> bytes:
@@ -30,10 +32,16 @@ def swap_words(data: bytes) -> bytes:
 
 
 def target_from_nbits(nbits: int) -> int:
+    """The target a compact ``nbits`` encodes; 0, which no hash meets, when it encodes
+    none: a negative number (the sign bit 0x00800000 with a mantissa) or one past 256
+    bits, which Bitcoin's ``SetCompact`` flags and no block can satisfy."""
     exponent, mantissa = nbits >> 24, nbits & 0x007FFFFF
+    if mantissa and nbits & 0x00800000:
+        return 0
     if exponent <= 3:
         return mantissa >> (8 * (3 - exponent))
-    return mantissa << (8 * (exponent - 3))
+    target = mantissa << (8 * (exponent - 3))
+    return target if target <= HASH_LIMIT else 0
 
 
 def difficulty_of_target(target: int) -> float:
@@ -60,7 +68,10 @@ class Job:
 
     @classmethod
     def from_notify(cls, params: list[object]) -> Job:
-        """Parse ``mining.notify`` params; ValueError when they are not a valid job."""
+        """Parse ``mining.notify`` params; ValueError when they are not a valid job.
+
+        Version, nbits and ntime must be 32-bit words, as the header holds them: a pool
+        that sends more sends no job the proxy can hash, not one that fails each share."""
         if not isinstance(params, list) or len(params) < 9:
             raise ValueError("mining.notify needs 9 params")
         job_id, prevhash, coinb1, coinb2, branch, version, nbits, ntime, clean = params[:9]
@@ -73,9 +84,9 @@ class Job:
                 coinb1=bytes.fromhex(str(coinb1)),
                 coinb2=bytes.fromhex(str(coinb2)),
                 merkle_branch=tuple(bytes.fromhex(h) for h in branch),
-                version=int(str(version), 16),
-                nbits=int(str(nbits), 16),
-                ntime=int(str(ntime), 16),
+                version=_word("version", version),
+                nbits=_word("nbits", nbits),
+                ntime=_word("ntime", ntime),
                 clean_jobs=bool(clean),
             )
         except (TypeError, ValueError) as exc:
@@ -122,6 +133,14 @@ class Job:
         """The 80-byte header for a submitted solution."""
         prefix = self.header_prefix(extranonce1, extranonce2, ntime, version_bits, version_mask)
         return prefix + nonce.to_bytes(4, "little")
+
+
+def _word(name: str, text: object) -> int:
+    """A header word sent as hex; ValueError when it is not one (negative, or past 32 bits)."""
+    value = int(str(text), 16)
+    if not 0 <= value <= WORD_LIMIT:
+        raise ValueError(f"{name} {str(text)[:20]!r} is not a 32-bit word")
+    return value
 
 
 def nbits_from_target(target: int) -> int:

@@ -47,6 +47,9 @@ class Faults:
     # subscribe result, as some pool servers do with back-to-back requests
     eager_notify: bool = False
     subscribe_reply_delay_s: float = 0.0  # with eager_notify: the job first, then this wait
+    # every job goes out with this nbits text, whatever it is (a broken pool's: no 32-bit
+    # word, a negative or oversized target); shares are still judged under the real one
+    notify_nbits: str | None = None
 
 
 @dataclass
@@ -138,7 +141,10 @@ class ReferencePool:
         self._send(
             conn, {"id": None, "method": "mining.set_difficulty", "params": [self.difficulty]}
         )
-        self._send(conn, {"id": None, "method": "mining.notify", "params": self._job_params})
+        params = list(self._job_params)
+        if self.faults.notify_nbits is not None:
+            params[6] = self.faults.notify_nbits
+        self._send(conn, {"id": None, "method": "mining.notify", "params": params})
 
     # -- protocol -------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 A spool directory holds segment files named by the sequence number of their first
 record (``00000000000000000042.seg``), so event counts follow from names without
-reading, and one ``checkpoint.json`` written by the consumer.
+reading, one ``checkpoint.json`` written by the consumer, and the writer's dead letters
+(``dead-letters.jsonl``, shares the database refused): on the same volume, so the
+producer's size limit counts them too.
 
 A segment is an 8-byte magic, then records: ``<u32 length><u32 crc32(payload)><payload>``.
 The producer writes whole records in one ``write`` and finishes a segment before it
@@ -26,6 +28,7 @@ HEADER: Final = struct.Struct("<II")
 MAX_RECORD: Final = 1 << 20  # a share event is ~400 bytes; anything near this is corruption
 SUFFIX: Final = ".seg"
 CHECKPOINT: Final = "checkpoint.json"
+DEAD_LETTERS: Final = "dead-letters.jsonl"
 
 crc32 = zlib.crc32
 
@@ -109,6 +112,14 @@ def scan_valid_prefix(path: Path) -> tuple[int, int]:
     except Damage:
         pass
     return count, end
+
+
+def dead_letter_bytes(directory: Path) -> int:
+    """The size of the dead-letter file beside the spool; 0 when there is none."""
+    try:
+        return (directory / DEAD_LETTERS).stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def fsync_directory(directory: Path) -> None:

@@ -17,7 +17,8 @@ most about one interval plus the fsync.
 
 When the spool is over its size limit, or the disk refuses a write, events are dropped
 and counted, loudly, and mining goes on: a stalled farm costs more than the shares a
-full disk loses.
+full disk loses. The limit bounds what the writer has not committed plus its dead-letter
+file, which lies on the same volume.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from sharelog.codec import encode
 from sharelog.event import ShareEvent
-from sharelog.spool.format import HEADER, MAGIC, crc32
+from sharelog.spool.format import HEADER, MAGIC, crc32, dead_letter_bytes
 from sharelog.spool.recovery import open_segment, recover_tail, uncommitted_bytes
 
 log = logging.getLogger("sharelog.spool")
@@ -97,7 +98,7 @@ class SpoolProducer:
         self._next_seq, self._segment = recover_tail(self.directory)
         self._fd = open_segment(self.directory, self._segment)
         self._segment_size = os.fstat(self._fd).st_size
-        self._disk_bytes = uncommitted_bytes(self.directory)
+        self._disk_bytes = self._bytes_on_volume()
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -162,8 +163,12 @@ class SpoolProducer:
 
     @property
     def backlog_bytes(self) -> int:
-        """Spool bytes past the writer's checkpoint, as of the last rescan."""
+        """What the size limit bounds, as of the last rescan: spool bytes past the writer's
+        checkpoint, and the writer's dead letters beside them."""
         return self._disk_bytes
+
+    def _bytes_on_volume(self) -> int:
+        return uncommitted_bytes(self.directory) + dead_letter_bytes(self.directory)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -314,8 +319,9 @@ class SpoolProducer:
             if self._segment_size >= self.segment_bytes:
                 self._rotate()
             if now - self._last_rescan > _RESCAN_EVERY_S:
-                # The writer deletes committed segments; learn how much room that freed.
-                self._disk_bytes = uncommitted_bytes(self.directory)
+                # The writer deletes committed segments (and sets refused shares aside):
+                # learn how much room is left.
+                self._disk_bytes = self._bytes_on_volume()
                 self._last_rescan = now
 
     def _write_records(self, buf: bytes, count: int) -> None:

@@ -1,5 +1,8 @@
 -- Back to one table: every partition's shares are copied into it first (nothing is
--- dropped that was not copied in the same transaction).
+-- dropped that was not copied in the same transaction). Running writers wait first: a
+-- share one committed during the copy would be missing from it and dropped with the
+-- partitions, so nobody writes from here to the commit (readers go on until the drop).
+LOCK TABLE share_events IN SHARE MODE;
 CREATE TABLE share_events_whole (LIKE share_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 INSERT INTO share_events_whole SELECT * FROM share_events;
 DROP TABLE share_events;
