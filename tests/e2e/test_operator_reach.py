@@ -16,7 +16,7 @@ import pytest
 
 from harness.kubernetes import ROOT, ControlPlane
 from harness.operator import OperatorProcess
-from harness.stratum_pools import pool, ready_pool, status
+from harness.stratum_pools import pool, proxy_pods, ready_pool, status
 
 LB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 
@@ -108,3 +108,18 @@ def test_with_watch_namespaces_the_operator_runs_its_pools_with_roles_there_only
         assert "Forbidden" not in operator.log.read_text(), operator.log.read_text()[-3000:]
     finally:
         operator.terminate(30)
+
+
+def test_a_pool_runs_in_a_namespace_enforcing_the_restricted_pod_security_standard(
+    installed_chart: ControlPlane, ns: str
+) -> None:
+    """Every pod the operator makes (the migration Job's, the proxies') is admitted where
+    PodSecurity ``restricted`` is enforced: a refused pod would never appear."""
+    cp = installed_chart
+    cp.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    priority = f"mining-{ns}"
+    cp.apply({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+              "metadata": {"name": priority}, "value": 100000})  # fmt: skip
+    ready_pool(cp, "restricted", ns, podTemplate={"priorityClassName": priority})
+    pods = proxy_pods(cp, "restricted", ns)
+    assert [p["spec"]["priority"] for p in pods] == [100000] * 2, "the pool's priority"

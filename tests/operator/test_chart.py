@@ -67,6 +67,41 @@ def test_helm_upgrade_updates_a_changed_crd(installed_chart: ControlPlane, tmp_p
         assert out.returncode == 0, out.stderr
 
 
+def test_an_upgrade_to_typed_resources_prunes_what_an_existing_pool_misspelt(
+    installed_chart: ControlPlane, tmp_path: Path
+) -> None:
+    """What docs/upgrading.md warns of: a key the old, untyped subtree kept is gone once
+    the typed CRD is installed, without the pool being written again."""
+    old = tmp_path / "stratum-operator"
+    shutil.copytree(CHART, old)
+    crd_file = old / "files" / "stratumpools.stratum.io.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["proxy"]["properties"]["resources"] = {
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True,
+        "description": "as before 0.1: kept as given"}  # fmt: skip
+    crd_file.write_text(yaml.safe_dump(crd))
+    release = ("upgrade", "stratum-operator")
+    try:
+        out = helm(installed_chart, *release, str(old), "-n", "stratum-system")
+        assert out.returncode == 0, out.stderr
+        misspelt = {"limts": {"memory": "1Gi"}, "requests": {"cpu": "100m"}}
+        installed_chart.apply({
+            "apiVersion": "stratum.io/v1alpha1", "kind": "StratumPool",
+            "metadata": {"name": "misspelt", "namespace": "default"},
+            "spec": {"upstreams": ["stratum+tcp://p:1"], "persistence": {"backend": "sqlite"},
+                     "proxy": {"replicas": 1, "resources": misspelt}}})  # fmt: skip
+        kept = installed_chart.get("stratumpool", "misspelt", "default")
+        assert kept is not None and kept["spec"]["proxy"]["resources"] == misspelt
+    finally:
+        out = helm(installed_chart, *release, str(CHART), "-n", "stratum-system")
+        assert out.returncode == 0, out.stderr
+    read = installed_chart.get("stratumpool", "misspelt", "default")
+    assert read is not None
+    assert read["spec"]["proxy"]["resources"] == {"requests": {"cpu": "100m"}}
+    installed_chart.kubectl("delete", "stratumpool", "misspelt", "-n", "default")
+
+
 def can(cp: ControlPlane, verb: str, resource: str) -> bool:
     return (
         cp.kubectl("auth", "can-i", verb, resource, "--as", SA, "-A", check=False).strip() == "yes"
