@@ -32,7 +32,7 @@ from harness.stratum_pools import (
     status,
 )
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill
-from stratum_operator.spec import default_image
+from stratum_operator.images import release_image
 
 
 class Pods:
@@ -109,7 +109,7 @@ def run_drain_job(cp: ControlPlane, ns: str, job: dict[str, Any], pods: Pods) ->
     project_volumes(pod_spec, root, {"config": config["data"], "database": {"url": pods.url}})
     writer = shutil.which("stratum-writer", path=str(Path(sys.executable).parent))
     assert writer
-    (step,) = run_job_pod(job, {default_image("writer"): [writer]}, root, path=[])
+    (step,) = run_job_pod(job, {release_image("writer"): [writer]}, root, path=[])
     name = job["metadata"]["name"]
     pod = cp.wait(f"the pod of {name}", lambda: job_pods(cp, ns, name), 30)[0]
     now = "2026-01-01T00:00:00Z"
@@ -290,7 +290,7 @@ def old_deployment(ns: str, name: str) -> dict[str, Any]:
               "app.kubernetes.io/component": "proxy",
               "app.kubernetes.io/managed-by": "stratum-operator", "stratum.io/pool": name}  # fmt: skip
     selector = {"stratum.io/pool": name, "app.kubernetes.io/component": "proxy"}
-    container = {"name": "writer", "image": default_image("writer")}
+    container = {"name": "writer", "image": release_image("writer")}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": f"{name}-proxy", "namespace": ns, "labels": labels},
             "spec": {"replicas": 1, "selector": {"matchLabels": selector},

@@ -3,8 +3,9 @@
 Built from the Go module proxy by ``tools/build-go-tools.sh`` (pinned, cached outside the
 repo). RBAC is on, so an identity without a permission is refused as in a cluster;
 the controller manager runs the garbage collector and the Deployment, ReplicaSet and
-Job controllers for real. There is no scheduler and no kubelet: tests play the kubelet
-where they need a pod to be ready (``set_pod_ready``).
+Job controllers for real. There is no kubelet: tests play the kubelet where they need a
+pod to be ready (``set_pod_ready``). The scheduler runs only where a test starts it
+(``start_scheduler``), on Nodes it adds (``add_node``).
 
 Identities: an admin token (group ``system:masters``) for the test itself, and
 ``kubeconfig_for(service_account)`` for a process that must run with exactly the
@@ -74,6 +75,32 @@ class ControlPlane(ProcessGroup):
             "--controllers=garbagecollector,deployment,replicaset,statefulset,job,cronjob,namespace,"
             "serviceaccount,disruption,ttl-after-finished,endpointslice,pvc-protection",
         ])  # fmt: skip
+
+    def start_scheduler(self) -> None:
+        """The real kube-scheduler, for a test that needs pods placed on (fake) nodes."""
+        self._spawn("kube-scheduler", [str(self.bin / "kube-scheduler"),
+                                       f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+                                       "--secure-port=0"])  # fmt: skip
+
+    def add_node(self, name: str, labels: dict[str, str],
+                 taints: list[dict[str, str]] | None = None) -> None:  # fmt: skip
+        """A Node the scheduler may place pods on: Ready, with room (no kubelet behind it;
+        no node lifecycle controller to say otherwise)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.request("POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **labels}},
+        })  # fmt: skip
+        # the admission plugin TaintNodesByCondition taints a new Node not-ready; the node
+        # lifecycle controller, which would lift it, isn't run: lift it as it would
+        self.request("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": taints or None}},
+                     "application/merge-patch+json")  # fmt: skip
+        room = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+        self.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": {
+            "capacity": room, "allocatable": room,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "lastHeartbeatTime": now, "lastTransitionTime": now}],
+        }}, "application/merge-patch+json")  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -37,7 +37,8 @@ from harness.mysql import MySQLServer
 from harness.process_group import ProcessGroup
 from harness.writer import WriterProcess
 from stratum_operator.builders import desired_objects
-from stratum_operator.spec import default_image, parse_spec
+from stratum_operator.images import release_image
+from stratum_operator.spec import parse_spec
 from stratum_writer.aggregates import AGGREGATES
 from stratum_writer.backends.day_partitions import by_day_ddl
 
@@ -322,7 +323,7 @@ def run_keyspace_job(cluster: VitessCluster, volumes: Path) -> dict[str, Step]:
     assert job is not None
     writer = shutil.which("stratum-writer", path=str(Path(sys.executable).parent))
     assert writer, "stratum-writer is not installed in the venv"
-    steps = run_job_pod(job, {default_image("writer"): [writer]}, volumes, path=[cluster.bin])
+    steps = run_job_pod(job, {release_image("writer"): [writer]}, volumes, path=[cluster.bin])
     return {s.name: s for s in steps}
 
 

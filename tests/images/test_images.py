@@ -18,7 +18,7 @@ from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from harness.writer import QUEUE, WriterProcess, assert_exactly
 from stratum_operator import __version__
-from stratum_operator.spec import default_image
+from stratum_operator.images import release_image
 
 SPOOL, CONFIG, TMP = "/var/spool/stratum", "/etc/stratum", "/tmp"
 
@@ -31,7 +31,7 @@ def images() -> dict[str, str]:
 def test_each_image_is_named_as_the_operator_expects_and_prints_its_version(
     images: dict[str, str],
 ) -> None:
-    assert images == {c: default_image(c) for c in ("proxy", "writer", "operator")}
+    assert images == {c: release_image(c) for c in ("proxy", "writer", "operator")}
     for component, image in images.items():
         ctr = buildah("from", "--quiet", image)
         try:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from stratum_operator.builders import config_hash, desired_objects
-from stratum_operator.spec import default_image, parse_spec
+from stratum_operator.images import release_image
+from stratum_operator.spec import parse_spec
 
 
 def spec(**over: Any) -> Any:
@@ -72,7 +75,7 @@ def test_migration_job_is_named_by_what_it_applies() -> None:
     assert a is not None and b is not None
     assert a["metadata"]["name"] != b["metadata"]["name"]
     assert a["metadata"]["name"] == desired_objects("p", "ns", spec()).migration["metadata"]["name"]  # type: ignore[index]
-    assert a["spec"]["template"]["spec"]["containers"][0]["image"] == default_image("writer")
+    assert a["spec"]["template"]["spec"]["containers"][0]["image"] == release_image("writer")
 
 
 def test_tls_and_pod_overrides_reach_the_pod() -> None:
@@ -232,3 +235,153 @@ def test_annotation_scrapers_are_pointed_at_the_pod_path_where_the_proxy_serves_
         "9201", POD_METRICS_PATH)  # fmt: skip
     proxy = json.loads(children.config["data"]["proxy.json"])
     assert proxy["sidecar_metrics"] == {"writer": "127.0.0.1:9202"}
+
+
+def test_the_service_template_is_merged_over_the_defaults_and_the_selector_stays_ours() -> None:
+    template = {
+        "metadata": {
+            "labels": {"team": "farms", "app.kubernetes.io/managed-by": "someone"},
+            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+        },
+        # a hand-written spec may say anything: the CRD prunes these; the operator's win
+        "spec": {
+            "loadBalancerSourceRanges": ["203.0.113.0/24"],
+            "loadBalancerClass": "service.k8s.aws/nlb",
+            "ipFamilyPolicy": "PreferDualStack",
+            "selector": {"app": "elsewhere"},
+            "ports": [],
+            "type": "ClusterIP",
+        },
+    }
+    children = desired_objects("p", "ns", spec(proxy={"serviceTemplate": template,
+                                                       "nodePort": 30333}))  # fmt: skip
+    service = children.workload[2]
+    meta, body = service["metadata"], service["spec"]
+    assert meta["annotations"] == {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+    assert meta["labels"]["team"] == "farms"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "stratum-operator", "found by it"
+    assert body["type"] == "LoadBalancer" and body["selector"] == {
+        "stratum.io/pool": "p", "app.kubernetes.io/component": "proxy"}  # fmt: skip
+    assert body["ports"] == [{"name": "stratum", "port": 3333, "targetPort": "stratum",
+                              "protocol": "TCP", "nodePort": 30333}]  # fmt: skip
+    assert body["externalTrafficPolicy"] == "Local", "kept unless the template sets it"
+    assert body["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert body["ipFamilyPolicy"] == "PreferDualStack"
+    cluster = spec(proxy={"serviceTemplate": {"spec": {"externalTrafficPolicy": "Cluster"}}})
+    assert desired_objects("p", "ns", cluster).workload[2]["spec"]["externalTrafficPolicy"] == (
+        "Cluster")  # fmt: skip
+    plain = desired_objects("p", "ns", spec()).workload[2]
+    assert "annotations" not in plain["metadata"] and "nodePort" not in plain["spec"]["ports"][0]
+
+
+def test_proxy_pods_spread_across_nodes_by_default_and_an_override_wins() -> None:
+    spread = pod_of(desired_objects("p", "ns", spec()))["topologySpreadConstraints"]
+    assert spread == [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                       "whenUnsatisfiable": "ScheduleAnyway",
+                       "labelSelector": {"matchLabels": {"stratum.io/pool": "p",
+                                                         "app.kubernetes.io/component": "proxy"}}}]  # fmt: skip
+    zones = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+              "whenUnsatisfiable": "DoNotSchedule",
+              "labelSelector": {"matchLabels": {"stratum.io/pool": "p"}}}]  # fmt: skip
+    own = pod_of(desired_objects("p", "ns", spec(podTemplate={"topologySpreadConstraints": zones})))
+    assert own["topologySpreadConstraints"] == zones
+    none = pod_of(desired_objects("p", "ns", spec(podTemplate={"topologySpreadConstraints": []})))
+    assert "topologySpreadConstraints" not in none
+
+
+def test_priority_pull_secrets_and_the_disruption_budget_are_the_pools() -> None:
+    s = spec(
+        podTemplate={"priorityClassName": "mining-critical", "imagePullSecrets": [{"name": "r"}]},
+        proxy={"podDisruptionBudget": {"minAvailable": "50%"}},
+    )
+    children = desired_objects("p", "ns", s)
+    pod = pod_of(children)
+    assert pod["priorityClassName"] == "mining-critical"
+    assert pod["imagePullSecrets"] == [{"name": "r"}]
+    pdb = children.workload[3]["spec"]
+    assert pdb["minAvailable"] == "50%" and "maxUnavailable" not in pdb
+    assert desired_objects("p", "ns", spec()).workload[3]["spec"]["maxUnavailable"] == 1
+    two = spec(proxy={"podDisruptionBudget": {"maxUnavailable": 2}})
+    assert desired_objects("p", "ns", two).workload[3]["spec"]["maxUnavailable"] == 2
+
+
+TAINTED: dict[str, Any] = {
+    "nodeSelector": {"pool": "miners"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "mining",
+                     "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["nvme"]}]}]}},
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname",
+             "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}}}]},
+    },
+    "priorityClassName": "mining",
+    "imagePullSecrets": [{"name": "registry"}],
+}  # fmt: skip
+
+
+def test_a_drain_job_lands_where_the_proxies_may_with_the_writers_resources() -> None:
+    from stratum_operator.builders.drain import build_drain_job
+
+    writer = {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    s = spec(podTemplate=TAINTED, writer={"resources": writer})
+    job = build_drain_job("p", "ns", s, ordinal=1, claim="spool-p-proxy-1", claim_uid="u" * 8)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == TAINTED["nodeSelector"]
+    assert pod["tolerations"] == TAINTED["tolerations"]
+    assert pod["priorityClassName"] == "mining" and pod["imagePullSecrets"] == [
+        {"name": "registry"}
+    ]
+    # the nodes the pool may use; never the proxies' placement beside each other, which
+    # could keep it off the one node its local volume is on
+    assert pod["affinity"] == {"nodeAffinity": TAINTED["affinity"]["nodeAffinity"]}
+    assert "topologySpreadConstraints" not in pod
+    assert pod["containers"][0]["resources"] == writer
+
+
+def test_every_other_job_requests_resources_and_lands_where_the_proxies_may() -> None:
+    jobs = {"requests": {"cpu": "100m", "memory": "64Mi"}}
+    s = spec(podTemplate=TAINTED, jobs={"resources": jobs})
+    children = desired_objects("p", "ns", s)
+    assert children.migration is not None and children.retention is not None
+    pods = [children.migration["spec"]["template"]["spec"],
+            children.retention["spec"]["jobTemplate"]["spec"]["template"]["spec"]]  # fmt: skip
+    for pod in pods:
+        assert pod["tolerations"] == TAINTED["tolerations"]
+        assert pod["nodeSelector"] == TAINTED["nodeSelector"]
+        assert pod["affinity"] == {"nodeAffinity": TAINTED["affinity"]["nodeAffinity"]}
+        assert pod["priorityClassName"] == "mining"
+        assert [c["resources"] for c in pod["containers"]] == [jobs]
+    default = desired_objects("p", "ns", spec()).migration
+    assert default is not None
+    (container,) = default["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+
+
+def test_the_operators_image_defaults_reach_every_container_and_a_pool_pins_its_own() -> None:
+    from stratum_operator.images import ImageDefaults
+
+    env = {
+        "STRATUM_OPERATOR_PROXY_IMAGE": "registry.example.com/m/stratum-proxy:9",
+        "STRATUM_OPERATOR_WRITER_IMAGE": "registry.example.com/m/stratum-writer@sha256:" + "a" * 64,
+        "STRATUM_OPERATOR_IMAGE_PULL_POLICY": "Always",
+    }
+    images = ImageDefaults.from_env(env)
+    body = {"upstreams": ["stratum+tcp://pool:3333"],
+            "persistence": {"backend": "postgres", "databaseUrlSecret": {"name": "db"}}}  # fmt: skip
+    children = desired_objects("p", "ns", parse_spec(body, images))
+    assert children.migration is not None and children.retention is not None
+    pods = [pod_of(children), children.migration["spec"]["template"]["spec"],
+            children.retention["spec"]["jobTemplate"]["spec"]["template"]["spec"]]  # fmt: skip
+    containers = [c for pod in pods for c in pod["containers"]]
+    assert {c["image"] for c in containers} == {
+        env["STRATUM_OPERATOR_PROXY_IMAGE"], env["STRATUM_OPERATOR_WRITER_IMAGE"]}  # fmt: skip
+    assert {c["imagePullPolicy"] for c in containers} == {"Always"}
+    pinned = parse_spec({**body, "writer": {"image": "mine/writer:1"},
+                         "podTemplate": {"imagePullPolicy": "IfNotPresent"}}, images)  # fmt: skip
+    writer = pod_of(desired_objects("p", "ns", pinned))["containers"][1]
+    assert (writer["image"], writer["imagePullPolicy"]) == ("mine/writer:1", "IfNotPresent")
+    assert ImageDefaults.from_env({}).proxy == release_image("proxy")
+    with pytest.raises(ValueError, match="STRATUM_OPERATOR_IMAGE_PULL_POLICY=Sometimes"):
+        ImageDefaults.from_env({"STRATUM_OPERATOR_IMAGE_PULL_POLICY": "Sometimes"})

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -64,6 +65,41 @@ def test_helm_upgrade_updates_a_changed_crd(installed_chart: ControlPlane, tmp_p
             installed_chart, "upgrade", "stratum-operator", str(CHART), "-n", "stratum-system"
         )
         assert out.returncode == 0, out.stderr
+
+
+def test_an_upgrade_to_typed_resources_prunes_what_an_existing_pool_misspelt(
+    installed_chart: ControlPlane, tmp_path: Path
+) -> None:
+    """What docs/upgrading.md warns of: a key the old, untyped subtree kept is gone once
+    the typed CRD is installed, without the pool being written again."""
+    old = tmp_path / "stratum-operator"
+    shutil.copytree(CHART, old)
+    crd_file = old / "files" / "stratumpools.stratum.io.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["proxy"]["properties"]["resources"] = {
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True,
+        "description": "as before 0.1: kept as given"}  # fmt: skip
+    crd_file.write_text(yaml.safe_dump(crd))
+    release = ("upgrade", "stratum-operator")
+    try:
+        out = helm(installed_chart, *release, str(old), "-n", "stratum-system")
+        assert out.returncode == 0, out.stderr
+        misspelt = {"limts": {"memory": "1Gi"}, "requests": {"cpu": "100m"}}
+        installed_chart.apply({
+            "apiVersion": "stratum.io/v1alpha1", "kind": "StratumPool",
+            "metadata": {"name": "misspelt", "namespace": "default"},
+            "spec": {"upstreams": ["stratum+tcp://p:1"], "persistence": {"backend": "sqlite"},
+                     "proxy": {"replicas": 1, "resources": misspelt}}})  # fmt: skip
+        kept = installed_chart.get("stratumpool", "misspelt", "default")
+        assert kept is not None and kept["spec"]["proxy"]["resources"] == misspelt
+    finally:
+        out = helm(installed_chart, *release, str(CHART), "-n", "stratum-system")
+        assert out.returncode == 0, out.stderr
+    read = installed_chart.get("stratumpool", "misspelt", "default")
+    assert read is not None
+    assert read["spec"]["proxy"]["resources"] == {"requests": {"cpu": "100m"}}
+    installed_chart.kubectl("delete", "stratumpool", "misspelt", "-n", "default")
 
 
 def can(cp: ControlPlane, verb: str, resource: str) -> bool:
@@ -181,3 +217,81 @@ def test_the_dashboards_are_configmaps_grafanas_sidecar_loads(
 
 # Grafana's built-in SQL data source plugins, by the name the chart's dashboards use
 SQL_DATASOURCES = {"PostgreSQL": "grafana-postgresql-datasource", "MySQL": "mysql"}
+
+
+def render(cp: ControlPlane, *values: str) -> list[dict[str, Any]]:
+    """``helm template`` of the chart with ``--set`` values, as a list of documents."""
+    sets = [arg for value in values for arg in ("--set", value)]
+    out = helm(cp, "template", "stratum-operator", str(CHART), "-n", "stratum-system",
+               "--kube-version", "1.31.0", *sets)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_one_registry_value_moves_every_image_the_chart_and_the_pools_use(
+    installed_chart: ControlPlane,
+) -> None:
+    from stratum_operator.builders import desired_objects
+    from stratum_operator.images import ImageDefaults
+    from stratum_operator.spec import parse_spec
+
+    registry = "registry.example.com/mining"
+    digest = "sha256:" + "b" * 64
+    docs = render(installed_chart, f"image.registry={registry}", "image.pullPolicy=Always",
+                  f"image.writer.digest={digest}")  # fmt: skip
+    container = _operator_container(docs)
+    (check,) = [d for d in docs if d["kind"] == "Pod"]
+    assert container["image"] == f"{registry}/stratum-operator:0.1.0"
+    assert check["spec"]["containers"][0]["image"] == container["image"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # the pools' defaults, as the operator reads them from its environment
+    images = ImageDefaults.from_env(env)
+    assert images.proxy == f"{registry}/stratum-proxy:0.1.0"
+    assert images.writer == f"{registry}/stratum-writer@{digest}", "a digest pins it"
+    body = {"upstreams": ["stratum+tcp://p:1"],
+            "persistence": {"backend": "postgres", "databaseUrlSecret": {"name": "d"}}}  # fmt: skip
+    children = desired_objects("p", "ns", parse_spec(body, images))
+    pods = [o["spec"]["template"]["spec"] for o in (children.workload[0], children.migration)
+            if o is not None]  # fmt: skip
+    containers = [c for pod in pods for c in pod["containers"]]
+    assert all(c["image"].startswith(registry + "/") for c in containers), containers
+    assert {c["imagePullPolicy"] for c in containers} == {"Always"}
+    default = _operator_container(render(installed_chart))
+    assert default["image"] == "ghcr.io/stratum-operator/stratum-operator:0.1.0"
+    refused = helm(installed_chart, "template", "s", str(CHART), "--kube-version", "1.31.0",
+                   "--set", "image.repository=elsewhere/operator")  # fmt: skip
+    assert refused.returncode != 0 and "repository" in refused.stderr, "the old key, refused"
+
+
+def test_with_watch_namespaces_the_operator_is_granted_only_there(
+    installed_chart: ControlPlane,
+) -> None:
+    def rules(doc: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((group, resource) for rule in doc["rules"]
+                      for group in rule["apiGroups"] for resource in rule["resources"])  # fmt: skip
+
+    wide = render(installed_chart)
+    (cluster,) = [d for d in wide if d["kind"] == "ClusterRole" and d["rules"][0]["apiGroups"]
+                  == ["apiextensions.k8s.io"]]  # fmt: skip
+    assert ("", "secrets") in rules(cluster) and not [d for d in wide if d["kind"] == "Role"]
+    scoped = render(installed_chart, "watchNamespaces={farm-a,farm-b}")
+    (narrow,) = [d for d in scoped if d["kind"] == "ClusterRole" and d["rules"][0]["apiGroups"]
+                 == ["apiextensions.k8s.io"]]  # fmt: skip
+    assert rules(narrow) == [("", "namespaces"), ("apiextensions.k8s.io",
+                                                  "customresourcedefinitions")]  # fmt: skip
+    roles = {d["metadata"]["namespace"]: d for d in scoped if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in scoped if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"farm-a", "farm-b"}
+    for namespace, role in roles.items():
+        # everything the cluster-wide grant gives in a namespace, in this one only
+        assert sorted(rules(role) + rules(narrow)) == rules(cluster), namespace
+        assert bindings[namespace]["subjects"] == [{"kind": "ServiceAccount",
+                                                    "name": "stratum-operator",
+                                                    "namespace": "stratum-system"}]  # fmt: skip
+        assert bindings[namespace]["roleRef"]["name"] == role["metadata"]["name"]

@@ -71,6 +71,42 @@ MISTAKES = [
         {"proxy": {"serviceType": "Ingress"}},
         'supported values: "ClusterIP", "NodePort", "LoadBalancer"',
     ),
+    (
+        {"proxy": {"serviceType": "ClusterIP", "nodePort": 30333}},
+        "proxy.nodePort needs serviceType NodePort or LoadBalancer",
+    ),
+    (
+        {
+            "proxy": {
+                "serviceType": "NodePort",
+                "serviceTemplate": {"spec": {"loadBalancerSourceRanges": ["10.0.0.0/8"]}},
+            }
+        },
+        "need serviceType LoadBalancer",
+    ),
+    (
+        {"proxy": {"podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}}},
+        "podDisruptionBudget takes maxUnavailable or minAvailable, not both",
+    ),
+    ({"proxy": {"resources": {"limits": {"memory": "lots"}}}}, "should match"),
+    ({"writer": {"resources": {"requests": {"memroy": "1Gi"}}}}, "a resource is cpu, memory"),
+    ({"jobs": {"resources": {"requests": {"cpu": "1 core"}}}}, "should match"),
+    (
+        {
+            "podTemplate": {
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]
+                    }
+                }
+            }
+        },
+        "topologyKey: Required value",
+    ),
+    (
+        {"podTemplate": {"tolerations": [{"key": "k", "operator": "Exist"}]}},
+        'supported values: "Exists", "Equal"',
+    ),
 ]
 
 
@@ -177,3 +213,113 @@ def test_the_spool_claims_template_cant_change_under_running_pods(
     installed_chart.apply(pool(name, spool={"size": "10Gi"}))
     out = installed_chart.apply(pool(name, spool={"size": "10Gi", **change}), check=False)
     assert message in out, out
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"proxy": {"resources": {"limts": {"memory": "1Gi"}}}}, "spec.proxy.resources.limts"),
+        (
+            {"podTemplate": {"affinity": {"nodeAfinity": {}}}},
+            "spec.podTemplate.affinity.nodeAfinity",
+        ),
+        (
+            {"proxy": {"serviceTemplate": {"spec": {"selector": {"app": "x"}}}}},
+            "spec.proxy.serviceTemplate.spec.selector",
+        ),
+    ],
+)
+def test_a_typo_in_a_typed_subtree_is_refused_not_dropped(
+    installed_chart: ControlPlane, change: dict[str, Any], field: str
+) -> None:
+    """kubectl asks for strict field validation: an unknown field is an error, not a
+    field silently pruned (other clients are warned, and it is pruned)."""
+    out = installed_chart.apply(pool("typo", **change), check=False)
+    assert f'unknown field "{field}"' in out, out
+    assert installed_chart.get("stratumpool", "typo", "default") is None
+
+
+SELECTOR = {
+    "matchLabels": {"stratum.io/pool": "typed"},
+    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}],
+}
+NODE_TERM = {
+    "matchExpressions": [{"key": "disk", "operator": "In", "values": ["nvme"]}],
+    "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}],
+}
+POD_TERM = {
+    "labelSelector": SELECTOR,
+    "namespaceSelector": {"matchLabels": {"a": "b"}},
+    "namespaces": ["x"],
+    "topologyKey": "kubernetes.io/hostname",
+    "matchLabelKeys": ["pod-template-hash"],
+    "mismatchLabelKeys": ["other"],
+}
+POD_AFFINITY = {
+    "requiredDuringSchedulingIgnoredDuringExecution": [POD_TERM],
+    "preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 10, "podAffinityTerm": POD_TERM}
+    ],
+}
+SCHEDULING = {
+    "nodeSelector": {"pool": "miners"},
+    "tolerations": [
+        {
+            "key": "dedicated",
+            "operator": "Equal",
+            "value": "mining",
+            "effect": "NoExecute",
+            "tolerationSeconds": 30,
+        }
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [NODE_TERM]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "preference": NODE_TERM}
+            ],
+        },
+        "podAffinity": POD_AFFINITY,
+        "podAntiAffinity": POD_AFFINITY,
+    },
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": SELECTOR,
+            "minDomains": 2,
+            "matchLabelKeys": ["controller-revision-hash"],
+            "nodeAffinityPolicy": "Honor",
+            "nodeTaintsPolicy": "Ignore",
+        }
+    ],
+    "priorityClassName": "mining",
+    "imagePullSecrets": [{"name": "registry"}],
+    "imagePullPolicy": "Always",
+}
+SERVICE_TEMPLATE = {
+    "metadata": {"labels": {"team": "farms"},
+                 "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}},
+    "spec": {"externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Local",
+             "loadBalancerIP": "203.0.113.7", "loadBalancerClass": "example.com/lb",
+             "loadBalancerSourceRanges": ["203.0.113.0/24"],
+             "allocateLoadBalancerNodePorts": False, "healthCheckNodePort": 30100,
+             "ipFamilies": ["IPv4", "IPv6"], "ipFamilyPolicy": "PreferDualStack",
+             "externalIPs": ["198.51.100.1"], "sessionAffinity": "ClientIP"},
+}  # fmt: skip
+
+
+def test_every_typed_scheduling_and_service_field_is_stored_as_given(
+    installed_chart: ControlPlane,
+) -> None:
+    """Each typed field a user may set is kept whole: none is pruned by a schema slip."""
+    spec = {"podTemplate": SCHEDULING, "proxy": {"serviceTemplate": SERVICE_TEMPLATE,
+                                                 "nodePort": 30333},
+            "jobs": {"resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}}}  # fmt: skip
+    stored = json.loads(installed_chart.kubectl("create", "-f", "-", "-o", "json",
+                                                stdin=json.dumps(pool("typed", **spec))))  # fmt: skip
+    for key, value in SCHEDULING.items():
+        assert stored["spec"]["podTemplate"][key] == value, key
+    assert stored["spec"]["proxy"]["serviceTemplate"] == SERVICE_TEMPLATE
+    assert stored["spec"]["jobs"] == spec["jobs"]

@@ -21,7 +21,8 @@ from harness.kubernetes import ROOT
 from harness.vitess import Vtctld, vitess_check
 from harness.vitess_cluster import VitessCluster, run_keyspace_job
 from stratum_operator.builders import desired_objects
-from stratum_operator.spec import VTCTLDCLIENT_IMAGE, default_image, parse_spec
+from stratum_operator.images import release_image
+from stratum_operator.spec import VTCTLDCLIENT_IMAGE, parse_spec
 from stratum_writer.aggregates import AGGREGATES
 from stratum_writer.vitess_keyspace import vschema_differences
 
@@ -41,7 +42,7 @@ def run(job: dict[str, Any], vtctld: Vtctld, volumes: Path) -> dict[str, Step]:
     assert writer, "stratum-writer is not installed in the venv"
     steps = run_job_pod(
         job,
-        {default_image("writer"): [writer]},
+        {release_image("writer"): [writer]},
         volumes,
         path=[vtctld.bin],
         may_fail=frozenset({"apply-schema"}),
@@ -94,7 +95,7 @@ def test_the_job_name_follows_what_it_applies(vtctld: Vtctld) -> None:
     assert spec["backoffLimit"] > 0 and spec["ttlSecondsAfterFinished"] > 0
     assert spec["activeDeadlineSeconds"] > 0
     images = {c["image"] for c in spec["template"]["spec"]["initContainers"]}
-    assert images == {default_image("writer"), VTCTLDCLIENT_IMAGE}
+    assert images == {release_image("writer"), VTCTLDCLIENT_IMAGE}
 
 
 def test_under_a_vitess_cluster_the_job_never_creates_the_keyspace(vtctld: Vtctld) -> None:

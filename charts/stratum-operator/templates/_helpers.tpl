@@ -26,3 +26,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* One of our images under the one registry: <registry>/<name>@<digest> when a digest
+is set, else <registry>/<name>:<tag> (the tag defaults to the chart's appVersion).
+Call with (dict "root" $ "image" .Values.image.proxy). */ -}}
+{{- define "stratum-operator.image" -}}
+{{- $images := .root.Values.image -}}
+{{- $ref := printf "%s/%s" (trimSuffix "/" $images.registry) .image.name -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $ref .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (default .root.Chart.AppVersion $images.tag) -}}
+{{- end -}}
+{{- end -}}

@@ -10,6 +10,11 @@ Settings from the environment (the chart sets them):
 - ``STRATUM_OPERATOR_LOG_LEVEL`` (``info``): ``debug``, ``info``, ``warning`` or ``error``.
   At ``info`` the log has one line per decision or transition, naming the pool (the
   Events the operator posts, and reconcile errors); routine passes are silent.
+- ``STRATUM_OPERATOR_PROXY_IMAGE``, ``STRATUM_OPERATOR_WRITER_IMAGE``: the images a pool
+  gets when its spec names none (the chart's registry, tag or digest); unset: this
+  release's on ghcr.io/stratum-operator.
+- ``STRATUM_OPERATOR_IMAGE_PULL_POLICY``: the pools' pods' ``imagePullPolicy`` when the
+  spec sets none; unset: Kubernetes' default.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import kopf
 
 from stratum_operator import __version__, check, metrics
+from stratum_operator.images import ImageDefaults
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if level not in LOG_LEVELS:
         parser.error(f"STRATUM_OPERATOR_LOG_LEVEL={level.lower()}: one of "
                      f"{', '.join(lv.lower() for lv in LOG_LEVELS)}")  # fmt: skip
+    try:
+        ImageDefaults.from_env(os.environ)  # what handlers.py reads: refused here, in words
+    except ValueError as exc:
+        parser.error(str(exc))
     log_format = kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN
     kopf.configure(debug=level == "DEBUG", log_format=log_format)
     logging.getLogger().setLevel(level)

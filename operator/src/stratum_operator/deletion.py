@@ -17,6 +17,7 @@ from typing import Any
 
 from stratum_operator import spool_claims
 from stratum_operator.builders import naming
+from stratum_operator.images import ImageDefaults
 from stratum_operator.k8s import deleting, fetching, patching
 from stratum_operator.outcome import Outcome
 from stratum_operator.pool_memory import PoolMemory
@@ -24,7 +25,9 @@ from stratum_operator.spec import parse_spec
 from stratum_operator.vocabulary import Reason
 
 
-async def finalize(pool: dict[str, Any], memo: PoolMemory) -> tuple[Outcome, bool]:
+async def finalize(
+    pool: dict[str, Any], memo: PoolMemory, images: ImageDefaults
+) -> tuple[Outcome, bool]:
     """One look at a pool being deleted: what it found, and whether the pool may go now.
     The caller removes our finalizer then, after posting what was found (the pool is
     gone the moment the finalizer is)."""
@@ -32,7 +35,7 @@ async def finalize(pool: dict[str, Any], memo: PoolMemory) -> tuple[Outcome, boo
     if naming.SPOOL_FINALIZER not in (pool["metadata"].get("finalizers") or []):
         return out, True
     name, namespace = naming.name_of(pool)
-    spec = parse_spec(dict(pool["spec"]))
+    spec = parse_spec(dict(pool["spec"]), images)
     claims = await fetching.list_objects(
         "v1", "PersistentVolumeClaim", namespace, naming.claim_selector(name)
     )

@@ -11,11 +11,13 @@ comes back at once and a Job's end is seen when it happens, not at the next tick
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
 
 from stratum_operator.builders import naming
+from stratum_operator.images import ImageDefaults
 from stratum_operator.k8s import session
 from stratum_operator.pool_loop import Pools
 
@@ -25,7 +27,8 @@ CHILDREN = (("apps", "v1", "statefulsets"), ("", "v1", "services"), ("", "v1", "
             ("policy", "v1", "poddisruptionbudgets"), ("batch", "v1", "jobs"),
             ("batch", "v1", "cronjobs"))  # fmt: skip
 
-_pools = Pools()
+# the chart's image settings, read once: what a pool's spec leaves unset
+_pools = Pools(ImageDefaults.from_env(os.environ))
 
 
 @kopf.on.startup()

@@ -27,6 +27,7 @@ from typing import Any
 
 from stratum_operator import deletion, metrics, reporting, upgrade
 from stratum_operator.builders import naming
+from stratum_operator.images import ImageDefaults
 from stratum_operator.k8s import patching, posting
 from stratum_operator.k8s.errors import NotFound
 from stratum_operator.outcome import Event, Outcome
@@ -51,9 +52,10 @@ def _version(obj: dict[str, Any]) -> int:
 
 
 class PoolLoop:
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, images: ImageDefaults) -> None:
         self.ref = f"{namespace}/{name}"
         self.namespace, self.name = namespace, name
+        self.images = images
         self.pool: dict[str, Any] | None = None
         self.memo = PoolMemory()
         self._wake = asyncio.Event()
@@ -137,13 +139,13 @@ class PoolLoop:
             return 0.5  # the watch brings the pool as it is now; pass on that
         if pool["metadata"].get("deletionTimestamp"):
             with metrics.reconciling(metrics.Trigger.DELETE):
-                out, done = await deletion.finalize(pool, self.memo)
+                out, done = await deletion.finalize(pool, self.memo, self.images)
             await self._write(pool, out)
             if done:  # last: the pool is gone the moment our finalizer is
                 await patching.set_finalizer(pool, naming.SPOOL_FINALIZER, present=False)
             return TICK_S if done else DELETION_RETRY_S
         with metrics.reconciling(metrics.Trigger.FULL if full else metrics.Trigger.TICK):
-            out = await reconcile(pool, self.memo, full=full)
+            out = await reconcile(pool, self.memo, full=full, images=self.images)
         await self._write(pool, out)
         return TICK_S
 
@@ -188,7 +190,8 @@ class PoolLoop:
 class Pools:
     """Every pool's loop, by (namespace, name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, images: ImageDefaults) -> None:
+        self.images = images  # the defaults of what a pool's spec leaves unset
         self.loops: dict[tuple[str, str], PoolLoop] = {}
 
     async def pool_event(self, event_type: str | None, pool: dict[str, Any]) -> None:
@@ -200,7 +203,7 @@ class Pools:
                 loop.retire()
             return
         if key not in self.loops:
-            self.loops[key] = PoolLoop(namespace, name)
+            self.loops[key] = PoolLoop(namespace, name, self.images)
             self.loops[key].start()
         self.loops[key].saw_pool(pool)
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from stratum_operator import job_gate, spool_claims
 from stratum_operator.builders import Children, desired_objects, naming
 from stratum_operator.defaulting import fill_replicas
+from stratum_operator.images import ImageDefaults
 from stratum_operator.k8s import applying, deleting, fetching, patching
 from stratum_operator.outcome import Outcome
 from stratum_operator.pool_memory import PoolMemory
@@ -38,7 +39,9 @@ FULL_PASS_S = 60.0  # a full re-apply at least this often; ticks between only re
 _LIGHT_PHASES = (Phase.READY, Phase.PROGRESSING, Phase.DEGRADED)
 
 
-async def reconcile(pool: dict[str, Any], memo: PoolMemory, *, full: bool) -> Outcome:
+async def reconcile(
+    pool: dict[str, Any], memo: PoolMemory, *, full: bool, images: ImageDefaults
+) -> Outcome:
     out = Outcome()
     annotations = pool["metadata"].get("annotations") or {}
     if annotations.get(naming.PAUSE_RECONCILIATION_ANNOTATION) == "true":
@@ -49,7 +52,7 @@ async def reconcile(pool: dict[str, Any], memo: PoolMemory, *, full: bool) -> Ou
     out.condition(ConditionType.RECONCILIATION_PAUSED, False, Reason.RECONCILING,
                   f"{naming.PAUSE_RECONCILIATION_ANNOTATION} is not set")  # fmt: skip
     try:
-        spec = parse_spec(dict(pool["spec"]))
+        spec = parse_spec(dict(pool["spec"]), images)
     except ValidationError as exc:
         why = str(exc).splitlines()[0]
         out.condition(ConditionType.DEGRADED, True, Reason.INVALID_SPEC, why)

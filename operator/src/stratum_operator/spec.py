@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
-from stratum_operator import __version__
+from stratum_operator.images import RELEASE, ImageDefaults, PullPolicy
 
 DEFAULT_REPLICAS = 2
 TLS_KEYS = ("tls.crt", "tls.key")  # a kubernetes.io/tls Secret's, as the proxy mounts them
-IMAGE_REGISTRY = "ghcr.io/stratum-operator"
 # vtctldclient for the keyspace Job: Vitess's own image, the release our tests run
 VTCTLDCLIENT_IMAGE = "vitess/lite:v24.0.4"
-
-
-def default_image(component: str) -> str:
-    """Our images, tagged with the operator's own version: they are released together."""
-    return f"{IMAGE_REGISTRY}/stratum-{component}:{__version__}"
+# the migration, retention and keyspace Jobs' containers: enough for one writer command,
+# and requests a ResourceQuota accepts
+DEFAULT_JOB_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
 
 
 class _Model(BaseModel):
@@ -43,14 +43,38 @@ class UpstreamCredentials(_Model):
     password_key: str = Field("password", alias="passwordKey")
 
 
+class ServiceTemplateMetadata(_Model):
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+class ServiceTemplate(_Model):
+    """Merged over the miners' Service the operator builds, as CloudNativePG's Pooler
+    does: its metadata and ``spec`` (a ServiceSpec's fields, typed by the CRD) over the
+    defaults; the selector, the ports and the type stay the operator's."""
+
+    metadata: ServiceTemplateMetadata = ServiceTemplateMetadata()
+    spec: dict[str, Any] = {}
+
+
+class DisruptionBudget(_Model):
+    """At most one of the two (the CRD refuses both); neither: one pod at a time."""
+
+    max_unavailable: int | str | None = Field(None, alias="maxUnavailable")
+    min_available: int | str | None = Field(None, alias="minAvailable")
+
+
 class ProxySpec(_Model):
     replicas: int = 0  # unset: StratumPoolSpec makes it 2, or 1 for sqlite
     image: str | None = None
     port: int = 3333
+    node_port: int | None = Field(None, alias="nodePort")
     metrics_port: int = Field(9101, alias="metricsPort")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
         "LoadBalancer", alias="serviceType"
     )
+    service_template: ServiceTemplate = Field(ServiceTemplate(), alias="serviceTemplate")
+    pod_disruption_budget: DisruptionBudget = Field(DisruptionBudget(), alias="podDisruptionBudget")
     tls_secret: str | None = Field(None, alias="tlsSecret")
     local_reject: bool = Field(True, alias="localReject")
     submit_timeout_seconds: int = Field(30, alias="submitTimeoutSeconds")
@@ -123,8 +147,21 @@ class PodTemplateSpec(_Model):
     node_selector: dict[str, str] | None = Field(None, alias="nodeSelector")
     tolerations: list[dict[str, Any]] | None = None
     affinity: dict[str, Any] | None = None
+    # None: spread softly across nodes (builders/pod.py); [] : no spreading
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        None, alias="topologySpreadConstraints"
+    )
+    priority_class_name: str | None = Field(None, alias="priorityClassName")
+    image_pull_secrets: list[dict[str, str]] | None = Field(None, alias="imagePullSecrets")
+    image_pull_policy: PullPolicy | None = Field(None, alias="imagePullPolicy")
     annotations: dict[str, str] | None = None
     termination_grace_period_seconds: int = Field(60, alias="terminationGracePeriodSeconds")
+
+
+class JobsSpec(_Model):
+    """The migration, retention and keyspace Jobs' pods (drain Jobs run as the writer)."""
+
+    resources: dict[str, Any] = DEFAULT_JOB_RESOURCES
 
 
 class StratumPoolSpec(_Model):
@@ -138,6 +175,14 @@ class StratumPoolSpec(_Model):
     writer: WriterSpec = WriterSpec()
     retention: RetentionSpec = RetentionSpec()
     pod_template: PodTemplateSpec = Field(PodTemplateSpec(), alias="podTemplate")
+    jobs: JobsSpec = JobsSpec()
+    # the operator's defaults for what the spec leaves unset (parse_spec's ``images``)
+    _images: ImageDefaults = PrivateAttr(RELEASE)
+
+    @model_validator(mode="after")
+    def _image_defaults(self, info: ValidationInfo) -> StratumPoolSpec:
+        self._images = (info.context or {}).get("images", RELEASE)
+        return self
 
     @model_validator(mode="after")
     def _default_replicas(self) -> StratumPoolSpec:
@@ -150,11 +195,15 @@ class StratumPoolSpec(_Model):
 
     @property
     def proxy_image(self) -> str:
-        return self.proxy.image or default_image("proxy")
+        return self.proxy.image or self._images.proxy
 
     @property
     def writer_image(self) -> str:
-        return self.writer.image or default_image("writer")
+        return self.writer.image or self._images.writer
+
+    @property
+    def image_pull_policy(self) -> PullPolicy | None:
+        return self.pod_template.image_pull_policy or self._images.pull_policy
 
     def secret_keys(self) -> dict[str, list[str]]:
         """Every Secret the pods read, with the keys they read from it; a missing one
@@ -173,5 +222,7 @@ class StratumPoolSpec(_Model):
         return keys
 
 
-def parse_spec(spec: dict[str, Any]) -> StratumPoolSpec:
-    return StratumPoolSpec.model_validate(spec)
+def parse_spec(spec: dict[str, Any], images: ImageDefaults = RELEASE) -> StratumPoolSpec:
+    """``images``: the operator's defaults for the images (and pull policy) a spec leaves
+    unset; the operator's come from the chart (``ImageDefaults.from_env``)."""
+    return StratumPoolSpec.model_validate(spec, context={"images": images})

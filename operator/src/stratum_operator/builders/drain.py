@@ -51,14 +51,14 @@ def build_drain_job(
         "volumeMounts": [CONFIG_MOUNT, SPOOL_MOUNT, TMP_MOUNT, *database_mounts],
         "terminationMessagePolicy": "File",
     }
-    if spec.writer.resources:
-        container["resources"] = spec.writer.resources
     job = build_job(
         naming.drain_job_name(pool, ordinal, claim_uid),
         namespace,
         pool,
         naming.DRAIN_COMPONENT,
+        spec,
         containers=[container],
+        resources=spec.writer.resources or {},  # it is the writer, draining
         volumes=[
             config_volume(pool),
             claimed_spool_volume(claim),

@@ -19,11 +19,12 @@ from stratum_operator.builders.pod import (
     TMP_MOUNT,
     config_volume,
     database_volume,
+    job_scheduling,
     pod_spec,
     tmp_volume,
 )
 from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS
-from stratum_operator.spec import SecretKeyRef
+from stratum_operator.spec import SecretKeyRef, StratumPoolSpec
 
 # a finished Job goes after a week. A failed migration or keyspace Job is deleted by the
 # operator once a later attempt succeeded (job_gate.py); attempts come at most 30 min
@@ -39,9 +40,11 @@ def build_job(
     namespace: str,
     pool: str,
     component: str,
+    spec: StratumPoolSpec,
     *,
     containers: list[dict[str, Any]],
     volumes: list[dict[str, Any]],
+    resources: dict[str, Any],
     init_containers: list[dict[str, Any]] | None = None,
     config_error_exit_codes: tuple[int, ...] = (),
     backoff_limit: int = _BACKOFF_LIMIT,
@@ -50,25 +53,29 @@ def build_job(
     """A Job in our frame. ``config_error_exit_codes``: the exit codes with which the
     last container says its settings are wrong; retrying in seconds won't fix that, so the
     Job fails at once and the operator reports the reason and retries on its own,
-    slower, backoff. ``deadline_s`` None: no deadline (a Job that must not give up)."""
+    slower, backoff. ``deadline_s`` None: no deadline (a Job that must not give up).
+    ``resources``: every container's (a ResourceQuota admits only pods that request)."""
     for container in containers + (init_containers or []):
         # a failed container's log tail becomes its termination message, unless it wrote
         # one: the operator quotes it in the pool's condition (job_status.last_words)
         container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
-    pod = pod_spec(containers, volumes)
+        if resources:
+            container["resources"] = resources
+    pod = pod_spec(containers, volumes, spec)
     pod["restartPolicy"] = "Never"
+    pod.update(job_scheduling(spec))
     if init_containers:
-        pod_spec(init_containers, [])  # the same container security
+        pod_spec(init_containers, [], spec)  # the same container security
         pod["initContainers"] = init_containers
-    spec: dict[str, Any] = {
+    job_spec: dict[str, Any] = {
         "backoffLimit": backoff_limit,
         "ttlSecondsAfterFinished": _FINISHED_TTL_S,
         "template": {"metadata": {"labels": naming.labels(pool, component)}, "spec": pod},
     }
     if deadline_s is not None:
-        spec["activeDeadlineSeconds"] = deadline_s
+        job_spec["activeDeadlineSeconds"] = deadline_s
     if config_error_exit_codes:
-        spec["podFailurePolicy"] = {
+        job_spec["podFailurePolicy"] = {
             "rules": [
                 {
                     "action": "FailJob",
@@ -84,7 +91,7 @@ def build_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": naming.metadata(job_name, namespace, pool, component),
-        "spec": spec,
+        "spec": job_spec,
     }
 
 
@@ -96,14 +103,14 @@ def migration_digest(spec: Any) -> str:
 
 
 def writer_database_job(
-    job_name: str, namespace: str, pool: str, component: str, spec: Any,
+    job_name: str, namespace: str, pool: str, component: str, spec: StratumPoolSpec,
     secret: SecretKeyRef, *, container: str, command: list[str], **frame: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """A Job running one ``stratum-writer`` command on the pool's database, connecting
     with ``secret``'s URL: the migration Job, the retention CronJob's runs. ``frame``:
     what ``build_job`` takes beyond the pod (backoff, deadline)."""
     return build_job(
-        job_name, namespace, pool, component,
+        job_name, namespace, pool, component, spec,
         containers=[{
             "name": container,
             "image": spec.writer_image,
@@ -111,6 +118,7 @@ def writer_database_job(
             "volumeMounts": [CONFIG_MOUNT, DATABASE_MOUNT, TMP_MOUNT],
         }],
         volumes=[config_volume(pool), database_volume(secret), tmp_volume(JOB_TMP)],
+        resources=spec.jobs.resources,
         config_error_exit_codes=CONFIGURATION_ERRORS,
         **frame,
     )  # fmt: skip

@@ -2,6 +2,10 @@
 how they are probed. The proxy StatefulSet, the drain Jobs, the migration and keyspace
 Jobs all build their pods from here, so a path the writer reads is the same in each.
 
+Where they run comes from the pool's ``podTemplate``: the proxy pods take all of it (and
+spread across nodes unless told otherwise); every Job's pod takes what lets it reach the
+same nodes (``job_scheduling``).
+
 Every pod is locked down the way the restricted PodSecurity profile asks (non-root
 numeric user, read-only root filesystem, no capabilities, RuntimeDefault seccomp); the
 only writable paths are the spool and a small in-memory /tmp.
@@ -60,10 +64,59 @@ def probes(port: str) -> dict[str, Any]:
     }
 
 
-def pod_spec(containers: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> dict[str, Any]:
-    """What every pod of ours has: the security context, no API token, no service links."""
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+
+
+def proxy_scheduling(pool: str, spec: StratumPoolSpec) -> dict[str, Any]:
+    """The proxy pods' scheduling: all of ``podTemplate``'s, spread softly across nodes
+    by default (two replicas on one node go down together); a
+    ``topologySpreadConstraints`` of the pool's own (``[]``: none) replaces the default."""
+    template = spec.pod_template
+    spread = template.topology_spread_constraints
+    if spread is None:
+        spread = [{
+            "maxSkew": 1,
+            "topologyKey": HOSTNAME_TOPOLOGY,
+            "whenUnsatisfiable": "ScheduleAnyway",  # softly: one node still runs them all
+            "labelSelector": {"matchLabels": naming.selector(pool, "proxy")},
+        }]  # fmt: skip
+    return _present({
+        **job_scheduling(spec),
+        "affinity": template.affinity,
+        "topologySpreadConstraints": spread,
+    })  # fmt: skip
+
+
+def job_scheduling(spec: StratumPoolSpec) -> dict[str, Any]:
+    """A Job's pod: the pool's nodeSelector, tolerations, node affinity, priority and pull
+    secrets, so it lands where the proxies may (a tainted node, a labelled pool of them;
+    a drain pod then mounts its claim where the volume is). Pod (anti-)affinity and spread
+    constraints say where proxies sit beside other pods: they could keep a drain off the
+    one node its local volume is on, so a Job never takes them."""
+    template = spec.pod_template
+    node_affinity = (template.affinity or {}).get("nodeAffinity")
+    return _present({
+        "nodeSelector": template.node_selector,
+        "tolerations": template.tolerations,
+        "affinity": {"nodeAffinity": node_affinity} if node_affinity else None,
+        "priorityClassName": template.priority_class_name,
+        "imagePullSecrets": template.image_pull_secrets,
+    })  # fmt: skip
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value}
+
+
+def pod_spec(
+    containers: list[dict[str, Any]], volumes: list[dict[str, Any]], spec: StratumPoolSpec
+) -> dict[str, Any]:
+    """What every pod of ours has: the security context, the pull policy, no API token,
+    no service links."""
     for container in containers:
         container.setdefault("securityContext", CONTAINER_SECURITY)
+        if spec.image_pull_policy is not None:
+            container["imagePullPolicy"] = spec.image_pull_policy
     return {
         "containers": containers,
         "volumes": volumes,

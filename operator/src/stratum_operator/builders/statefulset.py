@@ -34,6 +34,7 @@ from stratum_operator.builders.pod import (
     pod_spec,
     podinfo_volume,
     probes,
+    proxy_scheduling,
     spool_claim_template,
     tls_volume,
     tmp_volume,
@@ -124,15 +125,10 @@ def build_statefulset(name: str, namespace: str, spec: StratumPoolSpec) -> dict[
         "prometheus.io/port": str(spec.proxy.metrics_port),
         "prometheus.io/path": POD_METRICS_PATH,
     }
-    pod = pod_spec([_proxy_container(spec), _writer_container(spec)], _volumes(spec, name))
+    containers = [_proxy_container(spec), _writer_container(spec)]
+    pod = pod_spec(containers, _volumes(spec, name), spec)
     pod["terminationGracePeriodSeconds"] = template.termination_grace_period_seconds
-    for key, value in (
-        ("nodeSelector", template.node_selector),
-        ("tolerations", template.tolerations),
-        ("affinity", template.affinity),
-    ):
-        if value:
-            pod[key] = value
+    pod.update(proxy_scheduling(name, spec))
     sts_spec: dict[str, Any] = {
         "replicas": spec.proxy.replicas,
         "serviceName": naming.pods_service_name(name),

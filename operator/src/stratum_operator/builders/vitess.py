@@ -99,6 +99,8 @@ def build_keyspace_job(
         namespace,
         name,
         "vitess-keyspace",
+        spec,
+        resources=spec.jobs.resources,
         init_containers=steps[:-1],
         containers=steps[-1:],
         volumes=[{"name": "work", "emptyDir": {"sizeLimit": "16Mi"}}, tmp_volume(JOB_TMP)],
