@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.spool_reader import spooled
+from harness.spool_reader import record_spans, rot, spooled
 from sharelog.codec import decode, encode
 from sharelog.event import ShareEvent
 from sharelog.spool import Position, SpoolProducer, SpoolReader, consumer
-from sharelog.spool.format import DEAD_LETTERS, MAGIC, frame, list_segments, parse, segment_name
+from sharelog.spool.format import DEAD_LETTERS, MAGIC, frame, list_segments, segment_name
 from sharelog.spool.quarantine import read_quarantine
 from sharelog.synthetic import synthetic_events
 
@@ -340,25 +340,6 @@ def test_a_reader_in_another_process_reads_every_record_across_many_segment_roll
     _race(tmp_path, runs=40, count=50_000, budget_s=900)
 
 
-def _records(segment: Path) -> list[tuple[int, int]]:
-    """(offset, length) of each record of a segment file, header included."""
-    data, out, at = segment.read_bytes(), [], len(MAGIC)
-    for end, _ in parse(data, len(MAGIC)):
-        out.append((at, end - at))
-        at = end
-    return out
-
-
-def _flip(segment: Path, offset: int, count: int = 3) -> bytes:
-    """Bit rot: ``count`` bytes inverted at ``offset``; the bytes as they are now."""
-    with segment.open("r+b") as fh:
-        fh.seek(offset)
-        rotten = bytes(b ^ 0xFF for b in fh.read(count))
-        fh.seek(offset)
-        fh.write(rotten)
-    return rotten
-
-
 def _spool(directory: Path, events: list[ShareEvent], **options: int) -> SpoolProducer:
     producer = SpoolProducer(directory, **options)
     for i, e in enumerate(events):
@@ -373,9 +354,9 @@ def test_damage_in_a_finished_segment_loses_only_the_damaged_record(tmp_path: Pa
     events = list(synthetic_events(200))
     _spool(tmp_path, events, segment_bytes=8 << 10).close_sync()
     first = tmp_path / segment_name(list_segments(tmp_path)[0])
-    offset, length = _records(first)[2]
+    offset, length = record_spans(first)[2]
     before = first.read_bytes()[offset : offset + length]
-    _flip(first, offset + 40)  # inside the third record's payload: its checksum fails
+    rot(first, offset + 40)  # inside the third record's payload: its checksum fails
     reader = SpoolReader(tmp_path)
     assert drain(reader) == [e.share_id for i, e in enumerate(events) if i != 2]
     (span,) = read_quarantine(reader.quarantine.path)
@@ -388,8 +369,8 @@ def test_recovery_keeps_the_records_after_damage_in_the_live_segment(tmp_path: P
     events = list(synthetic_events(100))
     _spool(tmp_path, events).close_sync()  # one segment: the live one
     (live,) = [tmp_path / segment_name(s) for s in list_segments(tmp_path)]
-    offset, length = _records(live)[50]
-    _flip(live, offset + 2)  # the 51st record's length: impossible now
+    offset, length = record_spans(live)[50]
+    rot(live, offset + 2)  # the 51st record's length: impossible now
     more = list(synthetic_events(10, seed=2, start_us=1_800_000_000_000_000))
     restarted = _spool(tmp_path, more)  # the proxy restarts on the damaged spool
     restarted.close_sync()
@@ -429,8 +410,8 @@ def test_a_sealed_spool_quarantines_what_its_last_segment_ends_with(tmp_path: Pa
     events = list(synthetic_events(20))
     _spool(tmp_path, events).close_sync()
     (live,) = [tmp_path / segment_name(s) for s in list_segments(tmp_path)]
-    offset, length = _records(live)[-1]
-    _flip(live, offset + 30)  # the last record's payload: nothing readable after it
+    offset, length = record_spans(live)[-1]
+    rot(live, offset + 30)  # the last record's payload: nothing readable after it
     reader = SpoolReader(tmp_path, sealed=True)
     assert drain(reader) == [e.share_id for e in events[:-1]]
     assert reader.quarantine.held_bytes() == reader.corrupt_bytes == length
