@@ -70,7 +70,8 @@ def frame(payload: bytes) -> bytes:
 
 
 class Damage(Exception):
-    """The bytes at an offset are not a valid record (bad length or checksum)."""
+    """The bytes where parsing stopped are not a valid record; the message says why (the
+    caller knows where)."""
 
 
 def parse(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memoryview]]:
@@ -87,13 +88,13 @@ def parse(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memory
     while pos + hsize <= size:
         length, checksum = unpack(view, pos)
         if length == 0 or length > MAX_RECORD:
-            raise Damage(f"impossible record length {length} at offset {pos}")
+            raise Damage(f"impossible record length {length}")
         end = pos + hsize + length
         if end > size:
             return
         payload = view[pos + hsize : end]
         if crc32(payload) != checksum:
-            raise Damage(f"checksum mismatch at offset {pos}")
+            raise Damage("checksum mismatch")
         yield end, payload
         pos = end
 
