@@ -8,6 +8,7 @@ batches, which the database ignores because inserts are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
@@ -84,19 +85,16 @@ class SpoolReader:
         while len(payloads) < max_records:
             data = self._pread(pos.segment, pos.offset, _CHUNK)
             got = end = 0
-            damage = ""
-            try:
+            with contextlib.suppress(Damage):  # past the good records, _past_the_end sees to it
                 for end, payload in parse(data):  # noqa: B007 - the last end is the new offset
                     payloads.append(bytes(payload))
                     got += 1
                     if len(payloads) == max_records:
                         break
-            except Damage as exc:
-                damage = str(exc)
             if got:
                 pos = Position(pos.segment, pos.offset + end, pos.seq + got)
                 continue
-            moved = self._past_the_end(pos, damage)
+            moved = self._past_the_end(pos)
             if moved is None:
                 break
             pos = moved
@@ -144,7 +142,7 @@ class SpoolReader:
         later = [s for s in list_segments(self.directory) if s > segment]
         return later[0] if later else None
 
-    def _past_the_end(self, pos: Position, damage: str) -> Position | None:
+    def _past_the_end(self, pos: Position) -> Position | None:
         """No record could be read at ``pos``: where reading goes on, or None to wait.
 
         The directory is looked at first and the segment read after: the producer writes
@@ -154,19 +152,19 @@ class SpoolReader:
         """
         successor = self._successor(pos.segment)
         final = self.sealed or successor is not None
-        rest = self._pread(pos.segment, pos.offset, None)
-        if not damage and salvage.starts_with_record(rest):
+        head = self._pread(pos.segment, pos.offset, _CHUNK)
+        if salvage.starts_with_record(head):
             return pos  # written since the first read: read on
+        rest = head if len(head) < _CHUNK else self._pread(pos.segment, pos.offset, None)
+        why = salvage.damage_at_start(rest)
         resume = salvage.next_record(rest, 0) if rest else None
         if resume is not None:  # a record after the bad bytes: they can't be a write in flight
-            self._set_aside(pos, rest[:resume], damage or "no record parses here")
+            self._set_aside(pos, rest[:resume], why or "a record's length runs past the next")
             return Position(pos.segment, pos.offset + resume, pos.seq)
         if not final:
             return None  # the live segment: a record being written, or damage not yet passed
         if rest:
-            torn = not damage and salvage.is_torn(rest, 0)
-            self._set_aside(pos, rest, "a record cut short (a torn write)" if torn
-                            else damage or "no record parses here", torn=torn)  # fmt: skip
+            self._set_aside(pos, rest, why or "a record cut short (a torn write)", torn=not why)
             return Position(pos.segment, pos.offset + len(rest), pos.seq)
         if successor is None:
             return None  # sealed, and read to the end

@@ -66,6 +66,16 @@ def starts_with_record(buf: bytes) -> bool:
         return False
 
 
+def damage_at_start(buf: bytes) -> str | None:
+    """Why the record ``buf`` begins with can't be right; None when it is whole and right,
+    or only cut short by the end of ``buf``."""
+    try:
+        next(parse(buf), None)
+    except Damage as exc:
+        return str(exc)
+    return None
+
+
 def is_torn(buf: bytes, start: int) -> bool:
     """True when the bytes from ``start`` to the end are the beginning of one record:
     fewer than a header, or a header whose record runs past the end."""
