@@ -9,12 +9,13 @@ all follow these rules, so they agree on what a record is and how many there are
   checksum agree *and* the payload decodes as a share event. The checksum covers the
   payload alone, so a header can agree with garbage by chance; a payload that also
   decodes can't;
-- a record cut short at the very end, with nothing readable after it, is a torn write
-  (a crash mid-write) if the producer may still be writing it, or was never told.
+- a record cut short at the very end, with nothing readable after it, is a write in
+  flight while the producer may still finish it, and otherwise a torn write (a crash
+  mid-write: it was never whole, so never told).
 
 Records lost in damage are not counted: a record's sequence number is the count of
 readable records before it, the producer names its next segment by the same count, and
-a reader that crosses a gap takes the next segment's name as the truth.
+a reader that crosses into a segment named otherwise takes the name as the truth.
 """
 
 from __future__ import annotations
