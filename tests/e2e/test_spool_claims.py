@@ -20,6 +20,7 @@ from harness.databases import Database, PostgresServer
 from harness.job_pod import project_volumes, run_job_pod
 from harness.kubernetes import ControlPlane
 from harness.operator import OperatorProcess
+from harness.spool_reader import record_spans, rot
 from harness.stratum_pools import (
     condition,
     events,
@@ -32,6 +33,7 @@ from harness.stratum_pools import (
     status,
 )
 from harness.writer import QUEUE, WriterProcess, assert_exactly, fill
+from sharelog.spool.format import list_segments, segment_name
 from stratum_operator.images import release_image
 
 
@@ -98,7 +100,9 @@ class Pods:
             self.stop(int(name.rsplit("-", 1)[1]))
 
 
-def run_drain_job(cp: ControlPlane, ns: str, job: dict[str, Any], pods: Pods) -> dict[str, Any]:
+def run_drain_job(
+    cp: ControlPlane, ns: str, job: dict[str, Any], pods: Pods, *, exit_code: int = 0
+) -> dict[str, Any]:
     """Run the drain Job's container on its claim's directory; report it as a kubelet does."""
     claim = job["metadata"]["annotations"]["stratum.io/claim"]
     ordinal = int(claim.rsplit("-", 1)[1])
@@ -122,7 +126,7 @@ def run_drain_job(cp: ControlPlane, ns: str, job: dict[str, Any], pods: Pods) ->
         "containerStatuses": [{"name": "drain", "ready": False, "restartCount": 0, "image": "x",
                                "imageID": "", "state": {"terminated": terminated}}],
     }}, "application/merge-patch+json")  # fmt: skip
-    assert step.returncode == 0, step.stderr[-2000:]
+    assert step.returncode == exit_code, step.stderr[-2000:]
     return dict(json.loads(step.termination_message))
 
 
@@ -206,6 +210,39 @@ def test_scale_in_during_an_outage_keeps_the_claims_then_drains_them(
     assert seen[f"stratum_operator_spool_claims_shares{{{of_pool}}}"] == 0
     pods.stop_all()
     assert_exactly(_db(outage_db), 8000)
+
+
+def test_a_drain_that_read_past_damage_keeps_the_claim_and_says_why(
+    installed_chart: ControlPlane, ns: str, outage_db: PostgresServer, tmp_path: Path
+) -> None:
+    cp = installed_chart
+    pods, _ = setup(cp, ns, outage_db, "rot", 2, tmp_path)
+    outage_db.kill()
+    pods.backlog(1, 2800, seed=5)  # three 256 KiB segments on the claim
+    cp.apply(pool("rot", ns, proxy={"replicas": 1}))
+    cp.wait("the StatefulSet at 1", lambda: (cp.get("statefulset", "rot-proxy", ns) or {})
+            .get("spec", {}).get("replicas") == 1, 30)  # fmt: skip
+    pods.stop(1)
+    spool = pods.claim_dir(1) / "spool"
+    segment = spool / segment_name(list_segments(spool)[1])
+    spans = record_spans(segment)
+    offset, length = spans[len(spans) // 2]
+    rot(segment, offset + 100)  # the volume rots in the middle of a finished segment
+    (job,) = cp.wait("a drain Job", lambda: drain_jobs(cp, ns), 40)
+    outage_db.start()
+    summary = run_drain_job(cp, ns, job, pods, exit_code=6)  # ExitCode.SPOOL_DAMAGED
+    assert (summary["stored"], summary["quarantined_bytes"]) == (2799, length)
+    (kept,) = cp.wait("status says the claim is kept", lambda: [
+        c for c in (status(cp, "rot", ns).get("spool") or {}).get("claims", [])
+        if c["state"] == "Kept"], 40)  # fmt: skip
+    assert kept["claim"] == "spool-rot-proxy-1" and kept["job"] == job["metadata"]["name"]
+    assert f"{length} bytes of its spool were damaged" in kept["message"], kept
+    (warning,) = said(cp, ns, "SpoolDamaged")
+    assert warning["type"] == "Warning" and "spool-rot-proxy-1 kept" in warning["message"]
+    assert "quarantine.jsonl" in warning["message"]
+    assert claims(cp, ns, "rot") == ["spool-rot-proxy-0", "spool-rot-proxy-1"], "evidence kept"
+    pods.stop_all()
+    assert_exactly(_db(outage_db), 2799)
 
 
 def test_a_pod_replaced_in_an_outage_gets_its_claim_back(

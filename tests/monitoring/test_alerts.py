@@ -37,6 +37,9 @@ CASES: dict[str, tuple[tuple[list[dict[str, str]], int, dict[str, str], str], tu
     "StratumDeadLettersFull": (
         ([series("stratum_writer_dead_letters_full", "0 1x5")], 4, {}, ""),
         ([series("stratum_writer_dead_letters_full", "0 1 0 1 0 0")], 4)),
+    "StratumSpoolDamaged": (
+        ([series("stratum_writer_spool_quarantine_bytes", "0 0 1234 1234")], 3, {}, "1234"),
+        ([series("stratum_writer_spool_quarantine_bytes", "0x5")], 3)),
     "StratumWriterFallingBehind": (
         ([series("stratum_writer_oldest_event_age_seconds", "600x15")], 12, {}, "10m 0s"),
         ([series("stratum_writer_oldest_event_age_seconds", "600x5 1x10")], 12)),

@@ -142,6 +142,7 @@ def test_the_drain_job_mounts_the_claim_and_never_gives_up_on_shares() -> None:
     assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
     codes = rules[1]["onExitCodes"]["values"]
     assert 4 in codes and codes == sorted(codes), "dead letters keep the claim; in order"
+    assert 6 in codes, "so do damaged spool bytes in quarantine"
     assert (
         pod["securityContext"]["runAsNonRoot"]
         and container["securityContext"]["readOnlyRootFilesystem"]
@@ -151,11 +152,13 @@ def test_the_drain_job_mounts_the_claim_and_never_gives_up_on_shares() -> None:
 def test_the_drain_jobs_exit_codes_are_the_writers() -> None:
     """The operator can't import the writer (another image), so the codes are restated
     here and pinned together."""
+    from sharelog.spool.format import QUARANTINE
     from stratum_operator.builders import drain
-    from stratum_operator.builders.writer_exit import WriterExit
+    from stratum_operator.builders.writer_exit import SPOOL_QUARANTINE, WriterExit
     from stratum_writer.exits import ExitCode
 
     assert {c.name: c.value for c in WriterExit} == {c.name: c.value for c in ExitCode}
+    assert SPOOL_QUARANTINE == QUARANTINE
     job = drain.build_drain_job("p", "ns", spec(), ordinal=0, claim="c", claim_uid="u" * 8)
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][2] == "drain"
 

@@ -9,10 +9,14 @@ import textwrap
 import time
 from pathlib import Path
 
-from harness.spool_reader import spooled
-from sharelog.codec import decode
-from sharelog.spool import SpoolProducer, SpoolReader
-from sharelog.spool.format import DEAD_LETTERS, MAGIC, list_segments, segment_name
+import pytest
+
+from harness.spool_reader import record_spans, rot, spooled
+from sharelog.codec import decode, encode
+from sharelog.event import ShareEvent
+from sharelog.spool import Position, SpoolProducer, SpoolReader, consumer
+from sharelog.spool.format import DEAD_LETTERS, MAGIC, frame, list_segments, segment_name
+from sharelog.spool.quarantine import read_quarantine
 from sharelog.synthetic import synthetic_events
 
 
@@ -86,8 +90,6 @@ def test_committed_segments_are_deleted(tmp_path: Path) -> None:
 def test_queue_depth_counts_events_and_bytes_exactly(tmp_path: Path) -> None:
     producer = SpoolProducer(tmp_path, segment_bytes=20 << 10)
     sizes = 0
-    from sharelog.codec import encode
-
     for i, e in enumerate(synthetic_events(777)):
         producer.append(e)
         sizes += len(encode(e)) + 8
@@ -237,3 +239,181 @@ def test_with_an_fsync_interval_each_barrier_waits_for_a_grouped_fsync(tmp_path:
         await producer.close()
 
     asyncio.run(run())
+
+
+def test_records_written_just_before_a_roll_are_read_not_taken_for_a_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The producer writes its last batch to a segment and rolls to the next in one call.
+    Here that call lands between the reader's read of the segment's end (nothing there
+    yet) and its look at the directory (a successor): the batch must still be read."""
+    events = list(synthetic_events(30))
+    producer = SpoolProducer(tmp_path, segment_bytes=4 << 10)
+    for e in events[:5]:
+        producer.append(e)
+    producer.flush_sync()
+    reader = SpoolReader(tmp_path)
+    first = drain(reader)
+    assert first == [e.share_id for e in events[:5]] and len(list_segments(tmp_path)) == 1
+    rolled: list[bool] = []
+
+    def write_and_roll_then_list(directory: Path) -> list[int]:
+        if not rolled:  # the producer's turn comes right here
+            rolled.append(True)
+            for e in events[5:]:
+                producer.append(e)
+            producer.flush_sync()  # past 4 KiB: the batch written, then the roll
+            assert len(list_segments(directory)) == 2, "the producer rolled"
+        return list_segments(directory)
+
+    monkeypatch.setattr(consumer, "list_segments", write_and_roll_then_list)
+    assert first + drain(reader) == [e.share_id for e in events]
+    assert rolled and reader.torn_bytes == reader.corrupt_bytes == 0
+    assert not reader.quarantine.path.exists()
+
+
+_PRODUCER = textwrap.dedent("""
+    import random, sys
+    from sharelog.codec import encode
+    from sharelog.spool import SpoolProducer
+    from sharelog.synthetic import synthetic_events
+    directory, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    payloads = [encode(e) for e in synthetic_events(count, seed=seed)]
+    producer = SpoolProducer(directory, segment_bytes=4096)
+    rng, done = random.Random(seed), 0
+    while done < count:  # batches of 1 to 20 records, as loop turns of the proxy write them
+        for payload in payloads[done : done + rng.randint(1, 20)]:
+            producer.append_payload(payload)
+            done += 1
+        producer.flush_sync()
+    producer.close_sync()
+""")
+
+
+def _race_a_producer(spool: Path, count: int, seed: int) -> tuple[list[bytes], SpoolReader]:
+    """A producer process writing ``count`` records in 4 KiB segments, and this process
+    reading them as the writer does, looking again at once whenever it finds nothing."""
+    producer = subprocess.Popen([sys.executable, "-c", _PRODUCER, str(spool), str(count),
+                                 str(seed)])  # fmt: skip
+    reader = SpoolReader(spool)
+    got: list[bytes] = []
+    while True:
+        finished = producer.poll() is not None
+        batch = reader.read(1000)
+        if batch is None:
+            if finished:
+                break
+            continue
+        got += [decode(p)[0] for p in batch.payloads]
+        reader.commit(batch)
+    assert producer.returncode == 0
+    return got, reader
+
+
+def _race(tmp_path: Path, runs: int, count: int, budget_s: float) -> None:
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # a busy machine
+    started = time.monotonic()
+    try:
+        for seed in range(runs):
+            got, reader = _race_a_producer(tmp_path / f"spool-{seed}", count, seed)
+            expected = [e.share_id for e in synthetic_events(count, seed=seed)]
+            assert len(got) == len(expected), f"run {seed}: {len(expected) - len(got)} lost"
+            assert got == expected, f"run {seed}: every record once, in order"
+            assert reader.torn_bytes == reader.corrupt_bytes == 0
+            if time.monotonic() - started > budget_s:
+                break
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_a_reader_in_another_process_reads_every_record_across_segment_rolls(
+    tmp_path: Path,
+) -> None:
+    _race(tmp_path, runs=8, count=5_000, budget_s=40)
+
+
+@pytest.mark.slow
+def test_a_reader_in_another_process_reads_every_record_across_many_segment_rolls(
+    tmp_path: Path,
+) -> None:
+    _race(tmp_path, runs=40, count=20_000, budget_s=300)
+
+
+def _spool(directory: Path, events: list[ShareEvent], **options: int) -> SpoolProducer:
+    producer = SpoolProducer(directory, **options)
+    for i, e in enumerate(events):
+        producer.append(e)
+        if i % 10 == 9:
+            producer.flush_sync()
+    producer.flush_sync()
+    return producer
+
+
+def test_damage_in_a_finished_segment_loses_only_the_damaged_record(tmp_path: Path) -> None:
+    events = list(synthetic_events(200))
+    _spool(tmp_path, events, segment_bytes=8 << 10).close_sync()
+    first = tmp_path / segment_name(list_segments(tmp_path)[0])
+    offset, length = record_spans(first)[2]
+    before = first.read_bytes()[offset : offset + length]
+    rot(first, offset + 40)  # inside the third record's payload: its checksum fails
+    reader = SpoolReader(tmp_path)
+    assert drain(reader) == [e.share_id for i, e in enumerate(events) if i != 2]
+    (span,) = read_quarantine(reader.quarantine.path)
+    assert (span.segment, span.offset, span.reason) == (first.name, offset, "checksum mismatch")
+    assert span.data == before[:40] + bytes(b ^ 0xFF for b in before[40:43]) + before[43:]
+    assert reader.corrupt_bytes == length and reader.torn_bytes == 0
+
+
+def test_recovery_keeps_the_records_after_damage_in_the_live_segment(tmp_path: Path) -> None:
+    events = list(synthetic_events(100))
+    _spool(tmp_path, events).close_sync()  # one segment: the live one
+    (live,) = [tmp_path / segment_name(s) for s in list_segments(tmp_path)]
+    offset, length = record_spans(live)[50]
+    rot(live, offset + 2)  # the 51st record's length: impossible now
+    more = list(synthetic_events(10, seed=2, start_us=1_800_000_000_000_000))
+    restarted = _spool(tmp_path, more)  # the proxy restarts on the damaged spool
+    restarted.close_sync()
+    assert list_segments(tmp_path) == [0, 99], "the next segment is named by readable records"
+    reader = SpoolReader(tmp_path)
+    assert reader.queue_depth().events == 109
+    got = drain(reader)
+    assert got == [e.share_id for i, e in enumerate(events) if i != 50] + [e.share_id for e in more]
+    assert reader.corrupt_bytes == length
+    assert [s.offset for s in read_quarantine(reader.quarantine.path)] == [offset]
+    assert reader.queue_depth().events == 0
+
+
+def test_a_chance_match_of_header_and_checksum_is_no_record_after_damage(
+    tmp_path: Path,
+) -> None:
+    """After damage only a payload that decodes as a share event counts as the next record:
+    a header and checksum that agree over garbage are quarantined with the rest."""
+    a, b = (encode(e) for e in synthetic_events(2))
+    lookalike = frame(b'[1,"not a share event"]')  # its header and checksum agree
+    junk = b"\xff\xff\xff\xff\x00\x01"  # an impossible length
+    (tmp_path / segment_name(0)).write_bytes(MAGIC + frame(a) + junk + lookalike + frame(b))
+    reader = SpoolReader(tmp_path, sealed=True)
+    batches = []
+    while (batch := reader.read(100)) is not None:
+        batches += batch.payloads
+        reader.commit(batch)
+    assert batches == [a, b]
+    (span,) = read_quarantine(reader.quarantine.path)
+    assert span.data == junk + lookalike
+    assert reader.committed == Position(
+        0, len(MAGIC) + len(frame(a) + junk + lookalike + frame(b)), 2
+    )
+
+
+def test_a_sealed_spool_quarantines_what_its_last_segment_ends_with(tmp_path: Path) -> None:
+    events = list(synthetic_events(20))
+    _spool(tmp_path, events).close_sync()
+    (live,) = [tmp_path / segment_name(s) for s in list_segments(tmp_path)]
+    offset, length = record_spans(live)[-1]
+    rot(live, offset + 30)  # the last record's payload: nothing readable after it
+    reader = SpoolReader(tmp_path, sealed=True)
+    assert drain(reader) == [e.share_id for e in events[:-1]]
+    assert reader.quarantine.held_bytes() == reader.corrupt_bytes == length
+    assert SpoolReader(tmp_path, sealed=True).read(10) is None, "past it: checkpointed"
+    assert reader.quarantine.held_bytes() == length, "kept once"

@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 from harness.databases import Database
+from harness.spool_reader import record_spans, rot
 from harness.writer import WriterProcess, assert_exactly, fill, migrate
 from sharelog.spool import SpoolProducer
+from sharelog.spool.format import QUARANTINE, list_segments, segment_name
+from sharelog.spool.quarantine import read_quarantine
 from sharelog.synthetic import synthetic_events
 
 
@@ -41,7 +44,8 @@ def test_drain_empties_the_spool_and_exits_0(postgres_db: Database, tmp_path: Pa
     proc = _drain(writer, "--summary-file", str(summary_file))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert _summary(out) == {"stored": 12_000, "already_stored": 0, "left": 0, "dead_letters": 0}
+    assert _summary(out) == {"stored": 12_000, "already_stored": 0, "left": 0, "dead_letters": 0,
+                             "quarantined_bytes": 0}  # fmt: skip
     assert json.loads(summary_file.read_text())["stored"] == 12_000
     assert_exactly(postgres_db, 12_000)
     again = _drain(writer)  # an empty spool drains at once, and still says so
@@ -102,4 +106,42 @@ def test_dead_letters_beside_the_spool_keep_the_volume(
     proc = _drain(writer)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 4, "empty, but evidence remains: the volume must stay"
-    assert _summary(out) == {"stored": 499, "already_stored": 0, "left": 0, "dead_letters": 1}
+    assert _summary(out) == {"stored": 499, "already_stored": 0, "left": 0, "dead_letters": 1,
+                             "quarantined_bytes": 0}  # fmt: skip
+
+
+def test_damage_in_the_spool_is_quarantined_the_rest_stored_and_the_volume_kept(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """Bytes flipped in the middle of a finished segment and of the last one, the one
+    the proxy wrote to when its pod went: every record before and after each is stored
+    once, the two damaged ones wait in quarantine, and the drain says so by its exit."""
+    spool = tmp_path / "spool"
+    ids = fill(spool, 2800)  # 256 KiB segments: two finished ones, and the last
+    segments = [spool / segment_name(s) for s in list_segments(spool)]
+    assert len(segments) >= 3
+    damaged: dict[tuple[str, int], bytes] = {}
+    lost = set()
+    for segment in (segments[1], segments[-1]):
+        spans = record_spans(segment)
+        middle = len(spans) // 2
+        offset, length = spans[middle]
+        rot(segment, offset + 100)  # inside the payload: its checksum fails
+        damaged[segment.name, offset] = segment.read_bytes()[offset : offset + length]
+        lost.add(ids[int(segment.name.removesuffix(".seg")) + middle])
+    writer = WriterProcess(spool, postgres_db.url)
+    migrate(writer)
+    proc = _drain(writer)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 6, err  # ExitCode.SPOOL_DAMAGED
+    quarantined = sum(len(b) for b in damaged.values())
+    assert _summary(out) == {"stored": 2798, "already_stored": 0, "left": 0, "dead_letters": 0,
+                             "quarantined_bytes": quarantined}  # fmt: skip
+    assert_exactly(postgres_db, 2798)
+    stored = postgres_db.query("SELECT encode(share_id, 'hex') FROM share_events").split()
+    assert sorted(stored) == sorted(i.hex() for i in ids if i not in lost)
+    kept = {(s.segment, s.offset): s.data for s in read_quarantine(spool / QUARANTINE)}
+    assert kept == damaged, "the quarantine holds exactly the damaged records' bytes"
+    again = _drain(writer)  # nothing left to store; the evidence still keeps the volume
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 6 and _summary(out)["quarantined_bytes"] == quarantined

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.databases import Database
+from harness.spool_reader import record_spans, rot
 from harness.writer import INSERTED, QUEUE, WriterProcess, assert_exactly, fill, migrate
 from sharelog.event import ACCEPTED
 from sharelog.spool import SpoolProducer
+from sharelog.spool.format import QUARANTINE, list_segments, segment_name
+from sharelog.spool.quarantine import read_quarantine
 from sharelog.synthetic import synthetic_events
 from stratum_writer.backends import StoreResult, open_backend
 
@@ -169,3 +172,41 @@ def test_a_batch_half_stored_before_stores_only_its_new_half(
     assert_exactly(database, 3000)
     accepted = sum(1 for r in rows if r[ACCEPTED])
     assert database.scalar("SELECT sum(accepted) FROM worker_stats_minute") == accepted
+
+
+def test_damage_in_the_live_segment_costs_only_the_damaged_share(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """Bytes flipped in the middle of the segment the proxy writes to, under a running
+    writer, then a proxy restart on that spool: every share before and after the damaged
+    one is stored once, and the damaged one waits in quarantine, counted."""
+    spool = tmp_path / "spool"
+    events = list(synthetic_events(1000))
+    producer = SpoolProducer(spool)  # one segment: the live one
+    for e in events:
+        producer.append(e)
+    producer.close_sync()
+    (live,) = [spool / segment_name(s) for s in list_segments(spool)]
+    offset, length = record_spans(live)[500]
+    rot(live, offset + 60)  # inside the 501st share's payload
+    writer = WriterProcess(spool, postgres_db.url, "--batch-size", "100")
+    migrate(writer)
+    writer.start()
+    # a record after the bad bytes proves them damage, not a write in flight: read past
+    writer.wait_for(INSERTED, lambda v: v == 999)
+    more = list(synthetic_events(500, seed=2, start_us=1_800_000_000_000_000))
+    restarted = SpoolProducer(spool)  # the proxy restarts: recovery cuts nothing valid
+    for e in more:
+        restarted.append(e)
+    restarted.close_sync()
+    writer.wait_for(QUEUE, lambda v: v == 0)
+    metrics = writer.metrics()
+    assert metrics[INSERTED] == 1499
+    assert metrics["stratum_writer_spool_damaged_bytes_total"] == length
+    assert metrics["stratum_writer_spool_quarantine_bytes"] == length
+    assert writer.terminate() == 0
+    assert_exactly(postgres_db, 1499)
+    stored = set(postgres_db.query("SELECT encode(share_id, 'hex') FROM share_events").split())
+    assert stored == {e.share_id.hex() for i, e in enumerate(events + more) if i != 500}
+    (span,) = read_quarantine(spool / QUARANTINE)
+    assert (span.segment, span.offset, len(span.data)) == (live.name, offset, length)

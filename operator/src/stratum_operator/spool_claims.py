@@ -22,7 +22,7 @@ from typing import Any
 from stratum_operator import job_status, metrics
 from stratum_operator.builders import naming
 from stratum_operator.builders.drain import build_drain_job
-from stratum_operator.builders.writer_exit import WriterExit
+from stratum_operator.builders.writer_exit import SPOOL_QUARANTINE, WriterExit
 from stratum_operator.job_status import JobState
 from stratum_operator.k8s import applying, deleting, fetching
 from stratum_operator.observe import read_writer
@@ -182,14 +182,10 @@ async def _tend_one(
                   f"({before} were already); claim deleted")  # fmt: skip
         return None
     if state is JobState.FAILED:
-        dead = summary.get("dead_letters")
-        why = (f"{dead} dead letters lie beside its spool: replay them "
-               "(stratum-writer replay), then delete the Job to drain again")  # fmt: skip
-        if not dead:
-            why = _failure(job, pods)
+        reason, why = _kept_because(job, pods, summary)
         if job_name not in reported_failures:  # one Event per failure, not one per pass
             reported_failures.add(job_name)
-            out.event(Reason.DRAIN_FAILED, f"{claim_name} kept: {why}", warning=True)
+            out.event(reason, f"{claim_name} kept: {why}", warning=True)
         return OrphanClaim(claim_name, ordinal, ClaimState.KEPT, summary.get("left"), job_name,
                            why)  # fmt: skip
     running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
@@ -198,9 +194,25 @@ async def _tend_one(
     return OrphanClaim(claim_name, ordinal, ClaimState.DRAINING, shares, job_name)
 
 
-def _failure(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
-    codes = [t.get("exitCode") for p in pods for _, t in job_status.terminations(p)]
-    dead = " (dead letters remain)" if WriterExit.DEAD_LETTERS_LEFT in codes else ""
+def _kept_because(
+    job: dict[str, Any], pods: list[dict[str, Any]], summary: dict[str, Any]
+) -> tuple[Reason, str]:
+    """Why a failed drain keeps its claim: the Event's reason and the words for a person."""
+    codes = {t.get("exitCode") for p in pods for _, t in job_status.terminations(p)}
+    dead, damaged = summary.get("dead_letters"), summary.get("quarantined_bytes")
+    letters = (f"{dead} dead letters lie beside its spool: replay them "
+               "(stratum-writer replay)") if dead else ""  # fmt: skip
+    if WriterExit.SPOOL_DAMAGED in codes or damaged:
+        words = (f"{damaged or 'some'} bytes of its spool were damaged and are kept in "
+                 f"{SPOOL_QUARANTINE} beside it (shares in them are not stored): see the "
+                 "StratumSpoolDamaged runbook")  # fmt: skip
+        return Reason.SPOOL_DAMAGED, "; ".join(filter(None, [words, letters])) + _AGAIN
+    if dead:
+        return Reason.DRAIN_FAILED, letters + _AGAIN
     said = job_status.last_words(pods)
     why = job_status.failure_condition(job)
-    return f"the drain Job failed{dead}: {why}" + (f"; {said}" if said else "")
+    gist = " (dead letters remain)" if WriterExit.DEAD_LETTERS_LEFT in codes else ""
+    return Reason.DRAIN_FAILED, f"the drain Job failed{gist}: {why}" + (f"; {said}" if said else "")
+
+
+_AGAIN = ", then delete the Job to drain again"

@@ -97,6 +97,7 @@ class Reason(enum.StrEnum):
     DRAIN_STARTED = "DrainStarted"
     DRAIN_SUCCEEDED = "DrainSucceeded"
     DRAIN_FAILED = "DrainFailed"
+    SPOOL_DAMAGED = "SpoolDamaged"  # a drain quarantined damaged spool bytes: claim kept
     DRAIN_STOPPED = "DrainStopped"
     DRAINING = "Draining"
     SPOOLS_ABANDONED = "SpoolsAbandoned"

@@ -128,7 +128,7 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
     metrics.schema_version.set(version)
     metrics.backend_up.set(1)
     freeze_startup_heap()
-    reader = SpoolReader(config.spool_dir)
+    reader = SpoolReader(config.spool_dir, sealed=drain_to is not None)
     dead_letters = DeadLetterFile(config.dead_letters, config.dead_letter_max_bytes)
     metrics.dead_letter_limit.set(config.dead_letter_max_bytes)
     drainer: Drainer | None = None
@@ -184,7 +184,8 @@ async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | No
         if config.dead_letters.exists()
         else 0
     )
-    return _drain_summary(metrics, depth.events, dead, drain_to)
+    quarantined = reader.quarantine.held_bytes()  # this drain's and any earlier reader's
+    return _drain_summary(metrics, depth.events, dead, quarantined, drain_to)
 
 
 def _retain_sqlite(
@@ -203,7 +204,9 @@ def _retain_sqlite(
     return asyncio.create_task(retention.retain_every(backend, _policy(config), stop, count))
 
 
-def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> int:
+def _drain_summary(
+    metrics: WriterMetrics, left: int, dead: int, quarantined: int, path: Path
+) -> int:
     """One JSON line on stdout and in ``path`` (the operator reads it from the pod's
     termination message); the exit code says whether the volume may go."""
     summary = {
@@ -211,6 +214,7 @@ def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> 
         "already_stored": int(metrics.duplicates._value.get()),
         "left": left,
         "dead_letters": dead,
+        "quarantined_bytes": quarantined,
     }
     line = json.dumps(summary)
     print(line, flush=True)
@@ -218,6 +222,8 @@ def _drain_summary(metrics: WriterMetrics, left: int, dead: int, path: Path) -> 
         path.write_text(line)
     if left:
         return ExitCode.STOPPED_EARLY
+    if quarantined:  # shares may be in those bytes: the volume stays for a person
+        return ExitCode.SPOOL_DAMAGED
     return ExitCode.DEAD_LETTERS_LEFT if dead else ExitCode.DONE
 
 

@@ -129,6 +129,7 @@ class Drainer:
         self.metrics.queue_events.set(depth.events)
         self.metrics.queue_bytes.set(depth.bytes)
         self.metrics.dead_letter_bytes.set(self.dead_letters.size())
+        self.metrics.spool_quarantine.set(self.reader.quarantine.held_bytes())
         oldest = min(self._jobs.values(), default=None)
         age = 0.0 if oldest is None else max(time.time() - oldest / 1e6, 0.0)
         self.metrics.oldest_age.set(age)

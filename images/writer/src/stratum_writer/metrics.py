@@ -63,7 +63,12 @@ class WriterMetrics:
         self.workers = Gauge("stratum_writer_workers", "Parallel flush workers", registry=r)
         self.spool_damaged = Counter(
             "stratum_writer_spool_damaged_bytes",
-            "Spool bytes skipped as torn or corrupt records",
+            "Spool bytes that were no record (torn or damaged), moved to the quarantine file",
+            registry=r,
+        )
+        self.spool_quarantine = Gauge(
+            "stratum_writer_spool_quarantine_bytes",
+            "Damaged spool bytes the quarantine file beside the spool holds for a person",
             registry=r,
         )
         self.schema_version = Gauge(

@@ -25,7 +25,11 @@ from stratum_operator.builders.pod import (
     tmp_volume,
     writer_database,
 )
-from stratum_operator.builders.writer_exit import CONFIGURATION_ERRORS, WriterExit
+from stratum_operator.builders.writer_exit import (
+    CONFIGURATION_ERRORS,
+    EVIDENCE_LEFT,
+    WriterExit,
+)
 from stratum_operator.spec import StratumPoolSpec
 
 # Pod failures (evictions, node loss) the Job retries before it is Failed; with the Job
@@ -69,9 +73,10 @@ def build_drain_job(
         deadline_s=None,
     )
     job["metadata"]["annotations"] = {f"{naming.GROUP}/claim": claim}
-    # a dead letter beside the spool is evidence: the Job fails and the claim stays; so
-    # do a configuration it can't use and a schema that isn't there or is too new
-    codes = sorted([*CONFIGURATION_ERRORS, WriterExit.NOT_MIGRATED, WriterExit.DEAD_LETTERS_LEFT])
+    # a dead letter or a quarantined byte beside the spool is evidence: the Job fails and
+    # the claim stays; so do a configuration it can't use and a schema that isn't there
+    # or is too new
+    codes = sorted([*CONFIGURATION_ERRORS, WriterExit.NOT_MIGRATED, *EVIDENCE_LEFT])
     give_up = {"containerName": "drain", "operator": "In", "values": codes}
     job["spec"]["podFailurePolicy"] = {"rules": [
         # an evicted or preempted pod is no failure of the drain: it does not count

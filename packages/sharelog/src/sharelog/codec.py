@@ -16,6 +16,9 @@ from sharelog.event import FIELDS, Row, ShareEvent
 
 VERSION: Final = 1
 _WIDTH: Final = len(FIELDS) + 1
+# How every payload ``encode`` writes begins (orjson writes no spaces): the spool looks
+# for it to find the next record after damaged bytes (``sharelog.spool.salvage``).
+PAYLOAD_PREFIX: Final = b"[%d," % VERSION
 
 
 class PayloadError(ValueError):

@@ -8,14 +8,15 @@ batches, which the database ignores because inserts are idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sharelog.spool import salvage
 from sharelog.spool.format import (
-    HEADER,
     MAGIC,
     MAX_RECORD,
     Damage,
@@ -26,6 +27,7 @@ from sharelog.spool.format import (
     segment_name,
     write_checkpoint,
 )
+from sharelog.spool.quarantine import Quarantine
 
 log = logging.getLogger("sharelog.spool")
 
@@ -51,13 +53,19 @@ class QueueDepth:
 
 
 class SpoolReader:
-    """Read batches from a spool directory and commit them back as the database takes them."""
+    """Read batches from a spool directory and commit them back as the database takes them.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    ``sealed``: no producer writes to this spool any more (a drain), so its last segment
+    is as final as the others and whatever can't be read there is quarantined too.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, sealed: bool = False) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.torn_bytes = 0
-        self.corrupt_bytes = 0
+        self.sealed = sealed
+        self.quarantine = Quarantine(self.directory)
+        self.torn_bytes = 0  # a record cut short at the end of a finished segment
+        self.corrupt_bytes = 0  # anything else that is no record
         self.committed: Position | None = read_checkpoint(self.directory)
         self._pos: Position | None = self.committed
         self._fd = -1
@@ -75,35 +83,26 @@ class SpoolReader:
         start = pos
         payloads: list[bytes] = []
         while len(payloads) < max_records:
-            base = pos.offset
-            data = self._pread(pos.segment, base, _CHUNK)
-            got = 0
-            end = 0
-            want = max_records - len(payloads)
-            try:
+            data = self._pread(pos.segment, pos.offset, _CHUNK)
+            got = end = 0
+            with contextlib.suppress(Damage):  # past the good records, _past_the_end sees to it
                 for end, payload in parse(data):  # noqa: B007 - the last end is the new offset
                     payloads.append(bytes(payload))
                     got += 1
-                    if got == want:
+                    if len(payloads) == max_records:
                         break
-            except Damage as exc:
-                if got:
-                    pos = Position(pos.segment, base + end, pos.seq + got)
-                if got == 0:
-                    moved = self._skip_damage(pos, str(exc))
-                    if moved is None:
-                        break
-                    pos = moved
-                continue
             if got:
-                pos = Position(pos.segment, base + end, pos.seq + got)
-            else:
-                moved = self._next_segment_if_finished(pos)
-                if moved is None:
-                    break
-                pos = moved
+                pos = Position(pos.segment, pos.offset + end, pos.seq + got)
+                continue
+            moved = self._past_the_end(pos)
+            if moved is None:
+                break
+            pos = moved
         self._pos = pos
         if not payloads:
+            if pos != start:  # only unreadable bytes, or a finished segment's end, crossed
+                self._in_flight.append(Batch([], start, pos, done=True))
+                self._advance()
             return None
         batch = Batch(payloads, start, pos)
         self._in_flight.append(batch)
@@ -121,7 +120,8 @@ class SpoolReader:
             self.committed = self._pos
         return self._pos
 
-    def _pread(self, segment: int, offset: int, size: int) -> bytes:
+    def _pread(self, segment: int, offset: int, size: int | None) -> bytes:
+        """``size`` bytes at ``offset`` (None: all up to the end of the segment)."""
         if self._fd_segment != segment:
             self._close_fd()
             try:
@@ -129,7 +129,9 @@ class SpoolReader:
             except FileNotFoundError:
                 return b""
             self._fd_segment = segment
-        return os.pread(self._fd, size, offset)
+        if size is None:
+            size = os.fstat(self._fd).st_size - offset
+        return os.pread(self._fd, size, offset) if size > 0 else b""
 
     def _close_fd(self) -> None:
         if self._fd >= 0:
@@ -140,47 +142,49 @@ class SpoolReader:
         later = [s for s in list_segments(self.directory) if s > segment]
         return later[0] if later else None
 
-    def _next_segment_if_finished(self, pos: Position) -> Position | None:
-        """At the end of the readable data: move on if the producer has moved on."""
+    def _past_the_end(self, pos: Position) -> Position | None:
+        """No record could be read at ``pos``: where reading goes on, or None to wait.
+
+        The directory is looked at first and the segment read after: the producer writes
+        its last records to a segment before it creates the next, so once a successor is
+        seen, a read of the old segment returns all it will ever hold. Only what doesn't
+        parse there is damage.
+        """
         successor = self._successor(pos.segment)
+        final = self.sealed or successor is not None
+        head = self._pread(pos.segment, pos.offset, _CHUNK)
+        if salvage.starts_with_record(head):
+            return pos  # written since the first read: read on
+        rest = head if len(head) < _CHUNK else self._pread(pos.segment, pos.offset, None)
+        why = salvage.damage_at_start(rest)
+        resume = salvage.next_record(rest, 0) if rest else None
+        if resume is not None:  # a record after the bad bytes: they can't be a write in flight
+            self._set_aside(pos, rest[:resume], why or "a record's length runs past the next")
+            return Position(pos.segment, pos.offset + resume, pos.seq)
+        if not final:
+            return None  # the live segment: a record being written, or damage not yet passed
+        if rest:
+            self._set_aside(pos, rest, why or "a record cut short (a torn write)", torn=not why)
+            return Position(pos.segment, pos.offset + len(rest), pos.seq)
         if successor is None:
-            return None  # the live segment: more may come
-        # The producer finishes a segment before it creates the next one, so what is left
-        # past our offset now can only be a torn write from a crash.
-        try:
-            size = (self.directory / segment_name(pos.segment)).stat().st_size
-        except FileNotFoundError:
-            size = pos.offset
-        if size > pos.offset:
-            self.torn_bytes += size - pos.offset
-            log.warning(
-                "spool: skipped a torn record of %d bytes at the end of %s",
-                size - pos.offset,
-                segment_name(pos.segment),
-            )
+            return None  # sealed, and read to the end
         if successor != pos.seq:
-            log.warning(
-                "spool: segment %s starts at record %d, expected %d",
-                segment_name(successor),
-                successor,
-                pos.seq,
-            )
+            log.warning("spool: segment %s starts at record %d; the reader counted %d",
+                        segment_name(successor), successor, pos.seq)  # fmt: skip
         return Position.start_of(successor)
 
-    def _skip_damage(self, pos: Position, why: str) -> Position | None:
-        """A record that can never be right: skip the segment's rest if it is finished."""
-        successor = self._successor(pos.segment)
-        if successor is None:
-            return None  # the producer will cut it off on its next start
-        size = (self.directory / segment_name(pos.segment)).stat().st_size
-        self.corrupt_bytes += size - pos.offset
+    def _set_aside(self, pos: Position, data: bytes, why: str, *, torn: bool = False) -> None:
+        """Quarantine bytes that are no record, durably, before the checkpoint passes them."""
+        kept = self.quarantine.keep(pos.segment, pos.offset, data, why)
+        if torn:
+            self.torn_bytes += len(data)
+        else:
+            self.corrupt_bytes += len(data)
         log.error(
-            "spool: %s in %s; %d bytes after it are unreadable and skipped",
-            why,
-            segment_name(pos.segment),
-            size - pos.offset,
-        )
-        return Position.start_of(successor)
+            "spool: %s at offset %d of %s: %d bytes set aside in %s (%d new there)",
+            why, pos.offset, segment_name(pos.segment), len(data), self.quarantine.path.name,
+            kept,
+        )  # fmt: skip
 
     # -- committing -----------------------------------------------------------------------
 
@@ -190,6 +194,10 @@ class SpoolReader:
         Returns True when the checkpoint moved.
         """
         batch.done = True
+        return self._advance()
+
+    def _advance(self) -> bool:
+        """Move the checkpoint over the done prefix; delete the segments wholly before it."""
         advanced: Position | None = None
         while self._in_flight and self._in_flight[0].done:
             advanced = self._in_flight.popleft().end
@@ -233,6 +241,7 @@ class SpoolReader:
         return QueueDepth(max(events, 0), max(total - (committed.offset - len(MAGIC)), 0))
 
     def _count_records(self, segment: int) -> int:
+        """Readable records in ``segment``, by the reader's own rules (``salvage``)."""
         seg, offset, count = self._count_cache
         if seg != segment:
             offset, count = len(MAGIC), 0
@@ -243,12 +252,7 @@ class SpoolReader:
                 data = fh.read()
         except FileNotFoundError:
             return 0
-        pos, size, unpack, hsize = 0, len(data), HEADER.unpack_from, HEADER.size
-        while pos + hsize <= size:
-            length = unpack(data, pos)[0]
-            if length == 0 or pos + hsize + length > size:
-                break
-            pos += hsize + length
-            count += 1
-        self._count_cache = (segment, offset + pos, count)
+        found = salvage.survey(data, 0)
+        count += found.records
+        self._count_cache = (segment, offset + found.end, count)
         return count

@@ -8,8 +8,10 @@ producer's size limit counts them too.
 
 A segment is an 8-byte magic, then records: ``<u32 length><u32 crc32(payload)><payload>``.
 The producer writes whole records in one ``write`` and finishes a segment before it
-creates the next, so a short record at the end of a segment that has a successor is a
-torn write from a crash, never a write in progress.
+creates the next, so once a segment has a successor its bytes are final: what a reader
+finds there after looking at the directory is all there will be. Bytes that are no
+record are read past (``salvage.py``) and copied to ``quarantine.jsonl``
+(``quarantine.py``) before the checkpoint moves past them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MAX_RECORD: Final = 1 << 20  # a share event is ~400 bytes; anything near this i
 SUFFIX: Final = ".seg"
 CHECKPOINT: Final = "checkpoint.json"
 DEAD_LETTERS: Final = "dead-letters.jsonl"
+QUARANTINE: Final = "quarantine.jsonl"  # what the reader could not read (spool/quarantine.py)
 
 crc32 = zlib.crc32
 
@@ -67,7 +70,8 @@ def frame(payload: bytes) -> bytes:
 
 
 class Damage(Exception):
-    """The bytes at an offset are not a valid record (bad length or checksum)."""
+    """The bytes where parsing stopped are not a valid record; the message says why (the
+    caller knows where)."""
 
 
 def parse(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memoryview]]:
@@ -84,34 +88,15 @@ def parse(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memory
     while pos + hsize <= size:
         length, checksum = unpack(view, pos)
         if length == 0 or length > MAX_RECORD:
-            raise Damage(f"impossible record length {length} at offset {pos}")
+            raise Damage(f"impossible record length {length}")
         end = pos + hsize + length
         if end > size:
             return
         payload = view[pos + hsize : end]
         if crc32(payload) != checksum:
-            raise Damage(f"checksum mismatch at offset {pos}")
+            raise Damage("checksum mismatch")
         yield end, payload
         pos = end
-
-
-def scan_valid_prefix(path: Path) -> tuple[int, int]:
-    """Return ``(records, bytes)`` of the longest valid prefix of a segment file.
-
-    Used on open to find a torn tail: everything past the returned length is garbage
-    left by a crash mid-write.
-    """
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        return 0, 0
-    count = 0
-    end = len(MAGIC)
-    try:
-        for end, _ in parse(data, len(MAGIC)):  # noqa: B007 - the last end is the answer
-            count += 1
-    except Damage:
-        pass
-    return count, end
 
 
 def dead_letter_bytes(directory: Path) -> int:

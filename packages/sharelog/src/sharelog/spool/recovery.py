@@ -2,7 +2,9 @@
 
 A producer that starts (after a crash, a SIGKILL, a new pod on an old claim) and the
 writer's ``drain`` both cut a torn record off the end of the last segment, so readers
-never trip over half a write.
+never trip over half a write. Damage elsewhere in that segment is left where it is, and
+so is every readable record after it: writing resumes in a new segment, and the reader,
+finding the old one finished, reads it to its end and moves the damage to quarantine.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from sharelog.spool.format import (
     fsync_directory,
     list_segments,
     read_checkpoint,
-    scan_valid_prefix,
     segment_name,
 )
+from sharelog.spool.salvage import is_torn, survey
 
 log = logging.getLogger("sharelog.spool")
 
@@ -32,25 +34,42 @@ def recover_tail(directory: Path) -> tuple[int, int]:
         return floor, floor
     last = segments[-1]
     path = directory / segment_name(last)
-    records, valid = scan_valid_prefix(path)
-    size = path.stat().st_size
-    if valid < size:
+    data = path.read_bytes()
+    if len(data) < len(MAGIC):  # a crash between creating the segment and its magic
+        _cut(path, 0)
+        return max(last, floor), last
+    if not data.startswith(MAGIC):
+        log.error("spool: %s starts with a damaged magic; its records are read all the same",
+                  path.name)  # fmt: skip
+    found = survey(data, len(MAGIC))
+    torn = found.end < len(data) and is_torn(data, found.end)
+    damaged = found.skipped + (0 if torn else len(data) - found.end)
+    if damaged:
+        log.error(
+            "spool: %s holds %d damaged bytes; its %d readable records are kept, the writer "
+            "moves the damage to quarantine",
+            path.name, damaged, found.records,
+        )  # fmt: skip
+    if torn:
         log.warning(
             "spool: cut a torn tail of %d bytes off %s (a crash mid-write); "
             "%d complete records kept",
-            size - valid,
-            path.name,
-            records,
-        )
-        with path.open("r+b") as fh:
-            fh.truncate(max(valid, len(MAGIC)) if valid else 0)
-            if not valid:
-                fh.write(MAGIC)
-            fh.flush()
-            os.fsync(fh.fileno())
-    next_seq = max(last + records, floor)
+            len(data) - found.end, path.name, found.records,
+        )  # fmt: skip
+        _cut(path, found.end)
+    next_seq = max(last + found.records, floor)
     # Resume in a fresh segment, unless the last one holds nothing yet.
-    return next_seq, last if records == 0 and last == next_seq else next_seq
+    return next_seq, last if found.records == 0 and last == next_seq else next_seq
+
+
+def _cut(path: Path, size: int) -> None:
+    """Truncate ``path`` to ``size`` bytes (0: a fresh magic instead), durably."""
+    with path.open("r+b") as fh:
+        fh.truncate(size)
+        if not size:
+            fh.write(MAGIC)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def open_segment(directory: Path, first_seq: int) -> int:
