@@ -15,7 +15,14 @@ from harness.spool_reader import record_spans, rot, spooled
 from sharelog.codec import decode, encode
 from sharelog.event import ShareEvent
 from sharelog.spool import Position, SpoolProducer, SpoolReader, consumer
-from sharelog.spool.format import DEAD_LETTERS, MAGIC, frame, list_segments, segment_name
+from sharelog.spool.format import (
+    DEAD_LETTERS,
+    MAGIC,
+    QUARANTINE,
+    frame,
+    list_segments,
+    segment_name,
+)
 from sharelog.spool.quarantine import read_quarantine
 from sharelog.synthetic import synthetic_events
 
@@ -151,9 +158,13 @@ def test_full_spool_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     assert producer.append(next(synthetic_events(1, seed=9)))
 
 
-def test_the_writers_dead_letters_count_against_the_size_limit(tmp_path: Path) -> None:
-    """They lie on the same volume: a spool and its dead letters together stay in bounds."""
-    dead = tmp_path / DEAD_LETTERS
+@pytest.mark.parametrize("aside", [DEAD_LETTERS, QUARANTINE])
+def test_what_the_writer_set_aside_counts_against_the_size_limit(
+    tmp_path: Path, aside: str
+) -> None:
+    """Dead letters and quarantined bytes lie on the same volume: a spool and what was set
+    aside beside it together stay in bounds."""
+    dead = tmp_path / aside
     dead.write_bytes(b"x" * (60 << 10))
     producer = SpoolProducer(tmp_path, max_bytes=64 << 10)
     results = [producer.append(e) for e in synthetic_events(100)]
@@ -161,7 +172,7 @@ def test_the_writers_dead_letters_count_against_the_size_limit(tmp_path: Path) -
     kept = results.count(True)
     assert 0 < kept < 20, "about 4 KiB of room: a few shares, then drops"
     assert producer.backlog_bytes <= 64 << 10
-    # the dead letters replayed and moved away: once the producer notices, room again
+    # the file dealt with and moved away: once the producer notices, room again
     dead.unlink()
     producer._last_rescan = 0
     producer.flush_sync()

@@ -16,6 +16,7 @@ record are read past (``salvage.py``) and copied to ``quarantine.jsonl``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -99,12 +100,15 @@ def parse(buf: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, memory
         pos = end
 
 
-def dead_letter_bytes(directory: Path) -> int:
-    """The size of the dead-letter file beside the spool; 0 when there is none."""
-    try:
-        return (directory / DEAD_LETTERS).stat().st_size
-    except FileNotFoundError:
-        return 0
+def evidence_bytes(directory: Path) -> int:
+    """The size of what the writer set aside beside the spool, on the same volume: the
+    dead-letter file and the quarantine (0 for a file that isn't there). Both count
+    against the spool's size limit."""
+    total = 0
+    for name in (DEAD_LETTERS, QUARANTINE):
+        with contextlib.suppress(FileNotFoundError):
+            total += (directory / name).stat().st_size
+    return total
 
 
 def fsync_directory(directory: Path) -> None:

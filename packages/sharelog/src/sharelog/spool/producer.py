@@ -17,8 +17,8 @@ most about one interval plus the fsync.
 
 When the spool is over its size limit, or the disk refuses a write, events are dropped
 and counted, loudly, and mining goes on: a stalled farm costs more than the shares a
-full disk loses. The limit bounds what the writer has not committed plus its dead-letter
-file, which lies on the same volume.
+full disk loses. The limit bounds what the writer has not committed plus what it set aside
+on the same volume: its dead-letter file and the quarantine of unreadable bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sharelog.codec import encode
 from sharelog.event import ShareEvent
-from sharelog.spool.format import HEADER, MAGIC, crc32, dead_letter_bytes
+from sharelog.spool.format import HEADER, MAGIC, crc32, evidence_bytes
 from sharelog.spool.recovery import open_segment, recover_tail, uncommitted_bytes
 
 log = logging.getLogger("sharelog.spool")
@@ -164,11 +164,11 @@ class SpoolProducer:
     @property
     def backlog_bytes(self) -> int:
         """What the size limit bounds, as of the last rescan: spool bytes past the writer's
-        checkpoint, and the writer's dead letters beside them."""
+        checkpoint, and the writer's dead letters and quarantine beside them."""
         return self._disk_bytes
 
     def _bytes_on_volume(self) -> int:
-        return uncommitted_bytes(self.directory) + dead_letter_bytes(self.directory)
+        return uncommitted_bytes(self.directory) + evidence_bytes(self.directory)
 
     # -- writing ------------------------------------------------------------------------
 
