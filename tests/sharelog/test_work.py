@@ -74,3 +74,26 @@ def test_nbits_round_trips_through_targets() -> None:
 
     for nbits in (BITS, 0x1D00FFFF, 0x207FFFFF, 0x1B0404CB):
         assert nbits_from_target(target_from_nbits(nbits)) == nbits
+
+
+def test_work_units_are_floor_of_difficulty_times_2_to_the_32_exactly() -> None:
+    from fractions import Fraction
+
+    from sharelog.work import work_units
+
+    assert work_units(1.0) == 1 << 32
+    assert work_units(0.001) == 4_294_967  # 4294967.296, floored
+    assert work_units(0.0) == 0
+    for difficulty in (1 / 3, 65536.123456789, 2.0**-33, 1e14 / 7, 2.0**64):
+        exact = Fraction(difficulty) * (1 << 32)  # the double's exact value, scaled
+        assert work_units(difficulty) == exact.numerator // exact.denominator
+
+
+def test_work_units_refuse_what_no_work_can_be_credited_for() -> None:
+    import pytest
+
+    from sharelog.work import work_units
+
+    for bad in (float("nan"), float("inf"), -1.0, 2.0**64 * 2):
+        with pytest.raises(ValueError, match="no work credited"):
+            work_units(bad)

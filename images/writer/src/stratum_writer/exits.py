@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     NOT_MIGRATED = 3  # the schema is not migrated
     DEAD_LETTERS_LEFT = 4  # drain: the spool is empty, dead letters remain: replay them
     SCHEMA_REFUSED = 5  # a schema newer than this writer; a down migration refused
+    SETTLEMENT_REFUSED = 6  # settle, export-shares: refused, one line says why (nothing written)
     STOPPED_EARLY = 75  # drain stopped (SIGTERM) before the spool was empty: run it again
 
 
