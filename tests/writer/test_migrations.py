@@ -13,7 +13,8 @@ from harness.writer import QUEUE, WriterProcess, assert_exactly, fill, migrate
 from stratum_writer.backends.base import latest_migration
 from stratum_writer.exits import ExitCode
 
-TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations")
+TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations",
+          "settlement_days", "settlements", "settlement_accounts")  # fmt: skip
 
 
 def dialect(db: Database) -> str:

@@ -19,6 +19,7 @@ import aiomysql
 from sharelog.event import FIELDS, Row, first_share_id_at
 from stratum_writer.backends import Backend
 from stratum_writer.backends.mysql import MySQLBackend
+from stratum_writer.backends.sql_literals import binary
 from stratum_writer.settlement.core import AcceptedShare, Part, PoolDay, Settlement
 from stratum_writer.settlement.store import (
     DAY_COLUMNS,
@@ -53,6 +54,8 @@ _DUPLICATE_KEY = 1062
 def _to_db(column: str, value: Any) -> Any:
     if column in _TIMES:
         return _EPOCH + timedelta(microseconds=value)
+    if isinstance(value, bytes):  # the driver's own bytes escaping fails: sent as hex
+        return value.hex()
     return value
 
 
@@ -63,7 +66,7 @@ def _from_db(column: str, value: Any) -> Any:
 
 
 def _insert(table: str, columns: Sequence[str]) -> str:
-    marks = ", ".join(["%s"] * len(columns))
+    marks = ", ".join("UNHEX(%s)" if c == "digest" else "%s" for c in columns)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
@@ -72,7 +75,7 @@ _SWITCH = (
     + ", ".join(f"{c} = %s" for c in SWITCHED)
     + " WHERE shard_key = %s AND pool = %s AND day = %s AND current_generation = %s"
 )
-_SPAN = "pool = %s AND share_id >= %s AND share_id < %s"
+_SPAN = "pool = %s AND share_id >= {start} AND share_id < {end}"
 
 
 class MySettlementStore(SettlementStore):
@@ -105,15 +108,17 @@ class MySettlementStore(SettlementStore):
             self._conn.close()  # the session's named lock goes with it
             self._conn = None
 
-    def _span(self, pool_day: PoolDay) -> tuple[str, bytes, bytes]:
+    @staticmethod
+    def _span(pool_day: PoolDay) -> str:
+        """The day's shares: its pool (a parameter) and its share_id range (literals)."""
         start, end = first_share_id_at(pool_day.start_us), first_share_id_at(pool_day.end_us)
-        return pool_day.pool, start, end
+        return _SPAN.format(start=binary(start), end=binary(end))
 
     async def accepted_shares(self, pool_day: PoolDay) -> list[AcceptedShare]:
         rows = await self._fetch(
             "SELECT user_identity, worker, shard_key, share_id, difficulty FROM share_events"
-            f" WHERE {_SPAN} AND accepted",
-            self._span(pool_day),
+            f" WHERE {self._span(pool_day)} AND accepted",
+            (pool_day.pool,),
         )
         return [AcceptedShare(r[0], r[1], r[2], bytes(r[3]), float(r[4])) for r in rows]
 
@@ -148,7 +153,8 @@ class MySettlementStore(SettlementStore):
                     )
                     values = [part_values(pool_day, generation, p) for p in parts]
                     await cur.executemany(
-                        _insert(table, columns), [tuple(v[c] for c in columns) for v in values]
+                        _insert(table, columns),
+                        [tuple(_to_db(c, v[c]) for c in columns) for v in values],
                     )
             await self.conn.commit()
         except BaseException:
@@ -179,10 +185,10 @@ class MySettlementStore(SettlementStore):
     async def day_shares(self, pool_day: PoolDay, user: str | None, worker: str | None
                          ) -> list[Row]:  # fmt: skip
         rows = await self._fetch(
-            f"SELECT {', '.join(FIELDS)} FROM share_events WHERE {_SPAN}"
+            f"SELECT {', '.join(FIELDS)} FROM share_events WHERE {self._span(pool_day)}"
             " AND (%s IS NULL OR user_identity = %s) AND (%s IS NULL OR worker = %s)"
             " ORDER BY share_id",
-            (*self._span(pool_day), user, user, worker, worker),
+            (pool_day.pool, user, user, worker, worker),
         )
         return [_share_row(r) for r in rows]
 
