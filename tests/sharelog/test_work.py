@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import pytest
+
 from sharelog.work import (
     Job,
     difficulty_of_target,
@@ -10,6 +14,7 @@ from sharelog.work import (
     share_difficulty,
     swap_words,
     target_from_nbits,
+    work_units,
 )
 
 # Block 125552, the example of the Bitcoin wiki's "Block hashing algorithm".
@@ -77,10 +82,6 @@ def test_nbits_round_trips_through_targets() -> None:
 
 
 def test_work_units_are_floor_of_difficulty_times_2_to_the_32_exactly() -> None:
-    from fractions import Fraction
-
-    from sharelog.work import work_units
-
     assert work_units(1.0) == 1 << 32
     assert work_units(0.001) == 4_294_967  # 4294967.296, floored
     assert work_units(0.0) == 0
@@ -90,10 +91,6 @@ def test_work_units_are_floor_of_difficulty_times_2_to_the_32_exactly() -> None:
 
 
 def test_work_units_refuse_what_no_work_can_be_credited_for() -> None:
-    import pytest
-
-    from sharelog.work import work_units
-
     for bad in (float("nan"), float("inf"), -1.0, 2.0**64 * 2):
         with pytest.raises(ValueError, match="no work credited"):
             work_units(bad)
