@@ -16,6 +16,7 @@ class WriterExit(enum.IntEnum):
     NOT_MIGRATED = 3
     DEAD_LETTERS_LEFT = 4
     SCHEMA_REFUSED = 5
+    SETTLEMENT_REFUSED = 6  # settle, export-shares (no Job of the operator runs them yet)
     STOPPED_EARLY = 75
 
 
