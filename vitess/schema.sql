@@ -55,3 +55,50 @@ CREATE TABLE IF NOT EXISTS workers (
     PRIMARY KEY (pool, user_identity, worker),
     KEY workers_last_seen (pool, last_seen)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- 0004_settlement.sql
+CREATE TABLE IF NOT EXISTS settlement_days (
+    pool                 VARCHAR(63)   NOT NULL,
+    day                  DATE          NOT NULL,
+    shard_key            BIGINT        NOT NULL,
+    day_offset_minutes   INT           NOT NULL,
+    state                VARCHAR(16)   NOT NULL,
+    closed_at            DATETIME(6)   NOT NULL,
+    closed_how           VARCHAR(16)   NOT NULL,
+    close_reason         VARCHAR(255)  NOT NULL,
+    settled_at           DATETIME(6)   NOT NULL,
+    current_generation   INT           NOT NULL,
+    reward               DECIMAL(39,0) NOT NULL,
+    external_hashrate    DECIMAL(39,0) NOT NULL,
+    fee_basis_points     INT           NOT NULL,
+    fee                  DECIMAL(39,0) NOT NULL,
+    accepted_shares      BIGINT        NOT NULL,
+    accepted_work        DECIMAL(39,0) NOT NULL,
+    dead_lettered_shares BIGINT        NOT NULL,
+    PRIMARY KEY (pool, day)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS settlements (
+    pool            VARCHAR(63)   NOT NULL,
+    day             DATE          NOT NULL,
+    generation      INT           NOT NULL,
+    user_identity   VARCHAR(128)  NOT NULL,
+    worker          VARCHAR(128)  NOT NULL,
+    shard_key       BIGINT        NOT NULL,
+    accepted_shares BIGINT        NOT NULL,
+    accepted_work   DECIMAL(39,0) NOT NULL,
+    reward_part     DECIMAL(39,0) NOT NULL,
+    digest          BINARY(32)    NOT NULL,
+    PRIMARY KEY (pool, day, generation, user_identity, worker)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE IF NOT EXISTS settlement_accounts (
+    pool            VARCHAR(63)   NOT NULL,
+    day             DATE          NOT NULL,
+    generation      INT           NOT NULL,
+    user_identity   VARCHAR(128)  NOT NULL,
+    shard_key       BIGINT        NOT NULL,
+    accepted_shares BIGINT        NOT NULL,
+    accepted_work   DECIMAL(39,0) NOT NULL,
+    reward_part     DECIMAL(39,0) NOT NULL,
+    digest          BINARY(32)    NOT NULL,
+    PRIMARY KEY (pool, day, generation, user_identity)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
