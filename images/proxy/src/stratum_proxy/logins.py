@@ -1,0 +1,35 @@
+"""The login a miner's worker goes upstream as, when the farm mines under one account.
+
+With ``upstream_account`` set, the pool sees the farm's account, never the miner's; the
+miner's own identity stays in the upstream worker name, so the pool's per-worker figures
+(and any dispute) keep miners apart:
+
+    alice.rig1  ->  <account>.alice<sep>rig1
+    bob.rig1    ->  <account>.bob<sep>rig1
+    alice       ->  <account>.alice
+
+A pure, one-to-one mapping: a miner's account part holds neither ``.`` (it ends at the
+first one) nor the separator (such a login is refused at ``mining.authorize``), so no two
+logins ever map to one upstream worker. The authorize and every submit use this same
+function, so a submit can never go up under a login the pool did not authorize.
+"""
+
+from __future__ import annotations
+
+from stratum_proxy.admission import Refusal, Refused
+from stratum_proxy.shares import split_login
+
+
+def upstream_login(login: str, account: str, separator: str) -> str:
+    """The upstream worker for ``login`` under the farm's ``account``."""
+    user, dot, rig = login.partition(".")
+    return f"{account}.{user}{separator}{rig}" if dot else f"{account}.{user}"
+
+
+def separator_refusal(login: str, separator: str) -> Refused | None:
+    """A login whose account part holds the separator could pass for another miner's."""
+    user, _ = split_login(login)
+    if separator in user:
+        return Refused(Refusal.INVALID_WORKER_NAME,
+                       f"the account part may not hold {separator!r}")  # fmt: skip
+    return None
