@@ -8,17 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.session_rig import DIFF, EN1, Rig
+from harness.session_rig import DIFF, EN1, MASK, Rig
 from sharelog.event import TEXT_LIMITS
 from sharelog.work import Job
 from stratum_proxy.admission import Refusal, SubmitBudget, printable
-from stratum_proxy.logins import separator_refusal, upstream_login
+from stratum_proxy.logins import authorize_refusal, upstream_login
 from stratum_proxy.session import Outbox
 from stratum_sim.pool import job_params
 
 
 def _subscribed_only(rig: Rig) -> Job:
-    """Subscribed, a job in hand, and no worker authorized."""
+    """Version rolling configured, subscribed, a job in hand, and no worker authorized."""
+    rig.miner(1, "mining.configure", [["version-rolling"], {"version-rolling.mask": "ffffffff"}])
+    rig.answer_last({"version-rolling": True, "version-rolling.mask": f"{MASK:08x}"})
     rig.miner(2, "mining.subscribe", ["test/1"])
     rig.answer_last([[["mining.notify", "1"]], EN1, 4])
     rig.pool({"id": None, "method": "mining.set_difficulty", "params": [DIFF]})
@@ -121,7 +123,7 @@ def test_a_submit_crossing_its_authorize_waits_and_goes_up_under_the_farm_login(
     rig.pool({"id": authorize["id"], "result": True, "error": None})
     assert rig.to_pool[-1]["params"][0] == "farm.alice_rig1", "the login the pool authorized"
     rig.answer_last(True)
-    assert [m["id"] for m in rig.to_miner if "result" in m] == [2, 3, 4]
+    assert [m["id"] for m in rig.to_miner if "result" in m] == [1, 2, 3, 4]
     (event,) = rig.events
     assert (event.accepted, event.worker) == (True, "alice.rig1")
 
@@ -141,7 +143,7 @@ def test_a_submit_held_for_an_authorize_that_fails_is_refused_unrecorded(how: st
         rig.session.upstream_lost("upstream lost: upstream_closed", out)
     rig._take(out)
     assert rig.to_pool[-1]["method"] == "mining.authorize", "never relayed"
-    assert [m["id"] for m in rig.to_miner if "result" in m] == [2, 3, 4]
+    assert [m["id"] for m in rig.to_miner if "result" in m] == [1, 2, 3, 4]
     assert rig.to_miner[-1]["error"] == [24, "unauthorized worker", None]
     assert (rig.events, rig.refused) == ([], [Refusal.UNAUTHORIZED])
 
@@ -232,7 +234,7 @@ def test_the_separator_is_configurable_and_may_not_hide_in_an_account() -> None:
 
 
 admissible = st.text(alphabet="ab_.", min_size=1, max_size=6).filter(
-    lambda login: separator_refusal(login, "_") is None
+    lambda login: authorize_refusal(login, "farm", "_") is None
 )
 
 

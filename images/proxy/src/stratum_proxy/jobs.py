@@ -56,6 +56,3 @@ class LiveJobs:
 
     def get(self, job_id: str) -> LiveJob | None:
         return self._jobs.get(job_id)
-
-    def __len__(self) -> int:
-        return len(self._jobs)

@@ -16,19 +16,26 @@ function, so a submit can never go up under a login the pool did not authorize.
 
 from __future__ import annotations
 
-from stratum_proxy.admission import Refusal, Refused
+from stratum_proxy.admission import Refusal, Refused, worker_name_refusal
 from stratum_proxy.shares import split_login
 
 
-def upstream_login(login: str, account: str, separator: str) -> str:
-    """The upstream worker for ``login`` under the farm's ``account``."""
+def upstream_login(login: str, account: str | None, separator: str) -> str:
+    """The upstream worker for ``login`` under the farm's ``account`` (itself without one)."""
+    if account is None:
+        return login
     user, dot, rig = login.partition(".")
     return f"{account}.{user}{separator}{rig}" if dot else f"{account}.{user}"
 
 
-def separator_refusal(login: str, separator: str) -> Refused | None:
-    """A login whose account part holds the separator could pass for another miner's."""
-    user, _ = split_login(login)
+def authorize_refusal(login: object, account: str | None, separator: str) -> Refused | None:
+    """Why ``login`` may not be authorized: a name the database can't store, or (under a
+    farm account) one whose account part holds the separator and could pass for another
+    miner's."""
+    refused = worker_name_refusal(login)
+    if refused is not None or account is None:
+        return refused
+    user, _ = split_login(str(login))
     if separator in user:
         return Refused(Refusal.INVALID_WORKER_NAME,
                        f"the account part may not hold {separator!r}")  # fmt: skip

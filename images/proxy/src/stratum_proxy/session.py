@@ -9,6 +9,12 @@ Request ids: every request the proxy sends upstream gets an id of the proxy's ow
 the reply is mapped back to the miner's id. Replies leave in the order the requests came
 (``replies``), whoever answered them, so miners that reuse ids (some send every submit
 as id 4) or send none (``"id": null``) never get a verdict meant for another share.
+
+What is stored: a share from a worker the pool authorized on a subscribed connection,
+within the connection's rate (``admission``); anything else is refused, answered and
+counted, never stored. A submit that crosses a subscribe, or its worker's authorize, is
+held until the pool has answered it, then judged: it then goes up under the login the
+pool authorized (``logins``) and is hashed under the extranonce1 the pool judges it by.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from stratum_proxy.admission import (
 )
 from stratum_proxy.closing import CloseReason
 from stratum_proxy.jobs import LiveJobs, Seen
-from stratum_proxy.logins import separator_refusal, upstream_login
+from stratum_proxy.logins import authorize_refusal, upstream_login
 from stratum_proxy.messages import (
     JsonId,
     Message,
@@ -149,7 +155,8 @@ class MinerSession:
                 self._refuse(slot, msg.id, refused, out)
                 return
             pending.login = params[0]
-            params = self._authorize_params(params[0], params)
+            if self.settings.upstream_account is not None:
+                params = [self._upstream_login(params[0]), self.settings.upstream_password]
         elif msg.method == "mining.subscribe":
             self._subscribing += 1
         self._send_upstream(msg.method, params, pending, out)
@@ -167,28 +174,16 @@ class MinerSession:
         self._answer(slot, miner_id, None, refused.error(), out)
 
     def _authorize_refusal(self, params: list[Any]) -> Refused | None:
-        """A name the database can't store, or one more than a connection may hold."""
+        """A name that can't be stored or told apart, or one more than a connection may hold."""
         login = params[0] if params else None
-        refused = worker_name_refusal(login)
-        if refused is None and self.settings.upstream_account is not None:
-            refused = separator_refusal(str(login), self.settings.worker_separator)
+        settings = self.settings
+        refused = authorize_refusal(login, settings.upstream_account, settings.worker_separator)
         if refused is not None:
             return refused
         names = self.authorized.keys() | {p.login for p in self.pending.values() if p.login}
         if login not in names and len(names) >= self.settings.max_workers:
             return Refused(Refusal.TOO_MANY_WORKERS, f"at most {self.settings.max_workers}")
         return None
-
-    def _upstream_login(self, login: str) -> str:
-        account = self.settings.upstream_account
-        if account is None:
-            return login
-        return upstream_login(login, account, self.settings.worker_separator)
-
-    def _authorize_params(self, login: str, params: list[Any]) -> list[Any]:
-        if self.settings.upstream_account is None:
-            return params
-        return [self._upstream_login(login), self.settings.upstream_password]
 
     def _send_upstream(
         self, method: str, params: list[Any], pending: _Pending, out: Outbox
@@ -198,12 +193,13 @@ class MinerSession:
         self.pending[upstream_id] = pending
         out.to_upstream.append(encode_request(upstream_id, method, params))
 
+    def _upstream_login(self, login: str) -> str:
+        return upstream_login(login, self.settings.upstream_account, self.settings.worker_separator)
+
     def _share(self, params: list[Any]) -> Share:
         live = self.jobs.get(params[1])
-        if live is None:
-            share = Share.from_params(params, None, self.difficulty)
-        else:
-            share = Share.from_params(params, live.job, live.difficulty)
+        job, difficulty = (live.job, live.difficulty) if live else (None, self.difficulty)
+        share = Share.from_params(params, job, difficulty)
         share.identify(self.extranonce1, self.version_mask)
         return share
 
@@ -222,7 +218,9 @@ class MinerSession:
     def _waiting_for_pool(self, login: str) -> bool:
         """A subscribe, or this worker's authorize, is in flight: the pool answers it
         first, and only then is it known whom (and under which extranonce1) a share is."""
-        return self._subscribing > 0 or any(p.login == login for p in self.pending.values())
+        if self._subscribing:
+            return True
+        return login not in self.authorized and any(p.login == login for p in self.pending.values())
 
     def _refusal(self, params: list[Any]) -> Refused | None:
         """Why a well-formed submit can't be attributed or stored, or None."""
