@@ -192,6 +192,17 @@ def test_a_submit_whose_job_id_cant_be_stored_is_refused_unrecorded(job_id: str)
     assert (rig.events, rig.refused) == ([], [Refusal.INVALID_JOB_ID])
 
 
+def test_a_submit_the_database_cant_store_is_refused_at_once_not_held() -> None:
+    rig = Rig()
+    rig.miner(2, "mining.subscribe", ["test/1"])  # in flight: attributable submits wait
+    rig.miner(4, "mining.submit", ["w" * 5000, "j1", "00000000", "00000000", "00000000"])
+    assert rig.refused == [Refusal.INVALID_WORKER_NAME], "refused before it could be held"
+    rig.answer_last([[["mining.notify", "1"]], EN1, 4])
+    assert rig.to_miner[-1]["error"] == [
+        20, "invalid worker name: longer than 128 characters", None
+    ]  # fmt: skip
+
+
 def test_the_pools_message_is_stored_without_its_control_characters() -> None:
     rig = Rig()
     job = rig.handshake()

@@ -94,8 +94,12 @@ def worker_name_refusal(login: object) -> Refused | None:
     return None if problem is None else Refused(Refusal.INVALID_WORKER_NAME, problem)
 
 
-def job_id_refusal(job_id: str) -> Refused | None:
-    problem = text_problem(job_id, "job_id")
+def unstorable_submit(params: list[Any]) -> Refused | None:
+    """A well-formed submit whose worker name or job id the database can't store."""
+    refused = worker_name_refusal(params[0])
+    if refused is not None:
+        return refused
+    problem = text_problem(params[1], "job_id")
     return None if problem is None else Refused(Refusal.INVALID_JOB_ID, problem)
 
 

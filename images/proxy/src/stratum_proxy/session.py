@@ -29,9 +29,8 @@ from stratum_proxy.admission import (
     Refusal,
     Refused,
     SubmitBudget,
-    job_id_refusal,
     printable,
-    worker_name_refusal,
+    unstorable_submit,
 )
 from stratum_proxy.closing import CloseReason
 from stratum_proxy.jobs import LiveJobs, Seen
@@ -210,10 +209,13 @@ class MinerSession:
             self._answer(slot, msg.id, None, stratum_error(20, f"malformed submit: {problem}"),
                          out)  # fmt: skip
             return
-        if self._waiting_for_pool(msg.params[0]):
+        refused = unstorable_submit(msg.params)  # before it is held: what it holds is small
+        if refused is not None:
+            self._refuse(slot, msg.id, refused, out)
+        elif self._waiting_for_pool(msg.params[0]):
             self._held.append((msg, slot))  # judged once the pool has answered
-            return
-        self._judge(msg, slot, out)
+        else:
+            self._judge(msg, slot, out)
 
     def _waiting_for_pool(self, login: str) -> bool:
         """A subscribe, or this worker's authorize, is in flight: the pool answers it
@@ -222,12 +224,8 @@ class MinerSession:
             return True
         return login not in self.authorized and any(p.login == login for p in self.pending.values())
 
-    def _refusal(self, params: list[Any]) -> Refused | None:
-        """Why a well-formed submit can't be attributed or stored, or None."""
-        login = params[0]
-        refused = worker_name_refusal(login) or job_id_refusal(params[1])
-        if refused is not None:
-            return refused
+    def _unattributed(self, login: str) -> Refused | None:
+        """Why a share from ``login`` can't be credited to anyone, or None."""
         if self.extranonce1 is None:
             return Refused(Refusal.NOT_SUBSCRIBED)
         if login not in self.authorized:
@@ -236,7 +234,7 @@ class MinerSession:
 
     def _judge(self, msg: Request, slot: ReplySlot, out: Outbox) -> None:
         settings = self.settings
-        refused = self._refusal(msg.params)
+        refused = self._unattributed(msg.params[0])
         if refused is None and not self._budget.take(
             settings.max_submits_per_s, settings.submit_rate_window, time.monotonic()
         ):
@@ -280,8 +278,9 @@ class MinerSession:
         """The connection is cut off: its last submit is recorded only if it is a share."""
         if (
             submit_params_problem(params) is None
+            and unstorable_submit(params) is None
             and not self._waiting_for_pool(params[0])
-            and self._refusal(params) is None
+            and self._unattributed(params[0]) is None
         ):
             share = self._share(params)
             self._record(share, False, Verdict.OTHER, "too many requests in flight", out)
