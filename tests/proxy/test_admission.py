@@ -233,6 +233,17 @@ def test_two_miners_with_the_same_rig_name_stay_two_workers_upstream() -> None:
     ]  # fmt: skip
 
 
+def test_an_authorize_without_an_id_goes_up_mapped_and_authorizes_the_worker() -> None:
+    rig = Rig(upstream_account="farm")
+    job = _subscribed_only(rig)
+    rig.miner(None, "mining.authorize", ["alice.rig1", "secret"])
+    assert rig.to_pool[-1]["params"] == ["farm.alice_rig1", "x"], "never the miner's own"
+    rig.answer_last(True)
+    assert rig.to_miner[-1] == {"id": None, "result": True, "error": None}
+    rig.miner(4, "mining.submit", rig.share(job, 1))
+    assert rig.to_pool[-1]["params"][0] == "farm.alice_rig1"
+
+
 def test_the_separator_is_configurable_and_may_not_hide_in_an_account() -> None:
     rig = Rig(upstream_account="farm", worker_separator="+")
     rig.handshake("alice.rig_1")
