@@ -113,7 +113,8 @@ class SubmitBudget:
 
     A token bucket holding ``rate * window`` submits, refilled at ``rate``: a miner may
     burst a window's worth at once (reconnecting firmware flushes its queue), and no
-    more than the rate over any longer stretch.
+    more than the rate over any longer stretch. The rate and window are the settings',
+    passed in rather than kept: a budget is two floats, and there is one per connection.
     """
 
     __slots__ = ("_at", "_tokens")
