@@ -10,6 +10,7 @@ import pytest
 from stratum_operator.builders import config_hash, desired_objects
 from stratum_operator.images import release_image
 from stratum_operator.spec import parse_spec
+from stratum_proxy.config import ProxyConfig
 
 
 def spec(**over: Any) -> Any:
@@ -39,6 +40,21 @@ def test_no_credential_ever_lands_in_the_configmap() -> None:
     assert refs["STRATUM_PROXY_UPSTREAM_ACCOUNT"] == {"name": "farm", "key": "account"}
     volumes = {v["name"]: v for v in pod_of(children)["volumes"]}
     assert volumes["database"]["secret"]["items"] == [{"key": "url", "path": "url"}]
+
+
+def test_the_proxys_submit_rate_and_worker_separator_reach_a_config_it_accepts() -> None:
+    chosen = spec(upstreamCredentials={"name": "farm", "workerSeparator": "--"},
+                  proxy={"maxSubmitsPerSecond": 40, "submitRateWindowSeconds": 30})  # fmt: skip
+    data = desired_objects("p", "ns", chosen).config["data"]["proxy.json"]
+    config = ProxyConfig.model_validate(json.loads(data))  # it refuses keys it doesn't know
+    assert (config.max_submits_per_s, config.submit_rate_window_s) == (40, 30)
+    assert config.upstream_worker_separator == "--"
+    # the CRD's defaults are the proxy's own: restated there, pinned here
+    data = desired_objects("p", "ns", spec(upstreamCredentials={"name": "farm"})).config["data"]
+    defaults = ProxyConfig.model_validate(json.loads(data["proxy.json"]))
+    fields = ProxyConfig.model_fields
+    for key in ("max_submits_per_s", "submit_rate_window_s", "upstream_worker_separator"):
+        assert getattr(defaults, key) == fields[key].default, key
 
 
 def test_sqlite_has_no_migration_job_and_the_writer_migrates_itself() -> None:

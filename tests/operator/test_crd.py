@@ -66,6 +66,11 @@ MISTAKES = [
     ({"proxy": {"port": 9101}}, "must be three different ports"),
     ({"persistence": {"backend": "sqlite"}, "proxy": {"replicas": 3}}, "it is for local runs"),
     ({"retention": {"shareDays": 3}}, "should be greater than or equal to 7"),
+    (
+        {"upstreamCredentials": {"name": "farm", "workerSeparator": "."}},
+        "spec.upstreamCredentials.workerSeparator: Invalid value",
+    ),
+    ({"proxy": {"maxSubmitsPerSecond": 0}}, "should be greater than or equal to 1"),
     ({"retention": {"shareDays": 60, "rollupDays": 30}}, "rollupDays must be at least"),
     (
         {"proxy": {"serviceType": "Ingress"}},

@@ -6,83 +6,15 @@ generator's own search, against jobs made the way the reference pool makes them.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 import pytest
 
-from sharelog.event import ShareEvent, Verdict
+from harness.session_rig import DIFF, EN1, MASK, Rig, line
+from sharelog.event import Verdict
 from sharelog.work import DIFF1_TARGET, Job, nbits_from_target
+from stratum_proxy.admission import Refusal
 from stratum_proxy.messages import Request, Response, parse
-from stratum_proxy.session import MinerSession, Outbox, SessionSettings
-from stratum_sim.miners import solve
+from stratum_proxy.session import Outbox
 from stratum_sim.pool import job_params
-
-DIFF = 2**-28  # about one hash in sixteen meets it
-EN1 = "0000abcd"
-MASK = 0x1FFFE000
-
-
-def line(obj: dict[str, Any]) -> bytes:
-    return orjson.dumps(obj) + b"\n"
-
-
-class Rig:
-    """A session with a scripted pool on one side and a scripted miner on the other."""
-
-    def __init__(self, **settings: Any) -> None:
-        self.session = MinerSession(
-            SessionSettings(pool="p", proxy_instance="pod-0", **settings), "stratum+tcp://pool:1"
-        )
-        self.now = 0.0
-        self.to_pool: list[dict[str, Any]] = []
-        self.to_miner: list[dict[str, Any]] = []
-        self.events: list[ShareEvent] = []
-
-    def _take(self, out: Outbox) -> None:
-        self.to_pool += [orjson.loads(x) for x in out.to_upstream]
-        self.to_miner += [orjson.loads(x) for x in out.to_miner]
-        self.events += out.events
-
-    def miner(self, msg_id: Any, method: str, params: list[Any]) -> None:
-        raw = line({"id": msg_id, "method": method, "params": params})
-        out = Outbox()
-        self.session.from_miner(parse(raw.strip()), raw, out)
-        self._take(out)
-
-    def pool(self, obj: dict[str, Any]) -> None:
-        raw = line(obj)
-        out = Outbox()
-        self.session.from_upstream(parse(raw.strip()), raw, out)
-        self._take(out)
-
-    def answer_last(self, result: Any, error: Any = None) -> None:
-        self.pool({"id": self.to_pool[-1]["id"], "result": result, "error": error})
-
-    def handshake(self, login: str = "alice.rig1", *, network_difficulty: float = 1e6) -> Job:
-        self.miner(
-            1, "mining.configure", [["version-rolling"], {"version-rolling.mask": "ffffffff"}]
-        )
-        self.answer_last({"version-rolling": True, "version-rolling.mask": f"{MASK:08x}"})
-        self.miner(2, "mining.subscribe", ["test/1"])
-        self.answer_last([[["mining.notify", "1"]], EN1, 4])
-        self.miner(3, "mining.authorize", [login, "x"])
-        self.answer_last(True)
-        self.pool({"id": None, "method": "mining.set_difficulty", "params": [DIFF]})
-        nbits = nbits_from_target(int(DIFF1_TARGET / network_difficulty))
-        params = job_params("j1", nbits, clean=True)
-        self.pool({"id": None, "method": "mining.notify", "params": params})
-        return Job.from_notify(params)
-
-    def share(
-        self, job: Job, en2: int, *, login: str = "alice.rig1", meets: bool = True,
-        vbits: int = 0x00002000, en1: str = EN1,
-    ) -> list[Any]:  # fmt: skip
-        en2_bytes = en2.to_bytes(4, "big")
-        prefix = job.header_prefix(bytes.fromhex(en1), en2_bytes, job.ntime, vbits, MASK)
-        nonce = solve(prefix, DIFF, 0, meets=meets)
-        return [login, job.job_id, en2_bytes.hex(), f"{job.ntime:08x}", f"{nonce:08x}",
-                f"{vbits:08x}"]  # fmt: skip
 
 
 def test_repeated_miner_ids_never_credit_a_verdict_to_the_wrong_share() -> None:
@@ -149,14 +81,17 @@ def test_local_reject_off_relays_everything_and_records_the_pools_verdict() -> N
     assert rig.events[0].error_code == 23 and rig.events[0].error_message == "low difficulty share"
 
 
-def test_stale_job_and_unauthorized_worker() -> None:
+def test_a_stale_job_is_recorded_and_an_unauthorized_worker_refused_unrecorded() -> None:
     rig = Rig()
     job = rig.handshake()
     stale = rig.share(job, 4)
     stale[1] = "gone"
     rig.miner(13, "mining.submit", stale)
     rig.miner(14, "mining.submit", rig.share(job, 5, login="mallory.rig"))
-    assert [e.error_code for e in rig.events] == [Verdict.STALE, Verdict.UNAUTHORIZED]
+    assert [e.error_code for e in rig.events] == [Verdict.STALE]
+    assert rig.to_miner[-1] == {"id": 14, "result": None,
+                                "error": [24, "unauthorized worker", None]}  # fmt: skip
+    assert rig.refused == [Refusal.UNAUTHORIZED]
 
 
 def test_clean_jobs_forget_old_jobs() -> None:
@@ -186,9 +121,9 @@ def test_login_rewritten_to_the_farm_account_keeps_the_worker_name() -> None:
     rig = Rig(upstream_account="farm")
     job = rig.handshake("alice.rig1")
     authorize = next(m for m in rig.to_pool if m["method"] == "mining.authorize")
-    assert authorize["params"] == ["farm.rig1", "x"]
+    assert authorize["params"] == ["farm.alice_rig1", "x"]
     rig.miner(17, "mining.submit", rig.share(job, 10))
-    assert rig.to_pool[-1]["params"][0] == "farm.rig1"
+    assert rig.to_pool[-1]["params"][0] == "farm.alice_rig1"
     rig.answer_last(True)
     event = rig.events[0]
     assert (event.user_identity, event.worker) == ("alice", "alice.rig1")
@@ -308,8 +243,8 @@ def test_a_plain_false_rejection_is_stored_with_a_real_message() -> None:
     assert (event.accepted, event.error_code, event.error_message) == (False, 20, "rejected")
 
 
-def test_a_share_before_the_subscribe_result_is_hashed_under_the_pools_extranonce1() -> None:
-    rig = Rig()  # local_reject on: a subscribe in flight is the pool's to answer first
+def test_a_share_before_the_subscribe_result_waits_for_it_and_is_hashed_under_its_en1() -> None:
+    rig = Rig()  # a subscribe and an authorize in flight are the pool's to answer first
     rig.miner(2, "mining.subscribe", ["test/1"])
     rig.miner(3, "mining.authorize", ["alice.rig1", "x"])
     subscribe_id, authorize_id = rig.to_pool[0]["id"], rig.to_pool[1]["id"]
@@ -318,11 +253,12 @@ def test_a_share_before_the_subscribe_result_is_hashed_under_the_pools_extranonc
     rig.pool({"id": None, "method": "mining.notify", "params": params})
     share = rig.share(Job.from_notify(params), 70, vbits=0)[:5]  # the pool's en1, EN1
     rig.miner(4, "mining.submit", share)
-    assert rig.to_pool[-1]["method"] == "mining.submit", "relayed, not answered 25 or 24"
-    submit_id = rig.to_pool[-1]["id"]
+    assert rig.to_pool[-1]["method"] == "mining.authorize", "held, not answered 25 or 24"
     rig.pool({"id": subscribe_id, "result": [[["mining.notify", "1"]], EN1, 4], "error": None})
+    assert rig.to_pool[-1]["method"] == "mining.authorize", "its worker is not authorized yet"
     rig.pool({"id": authorize_id, "result": True, "error": None})
-    rig.pool({"id": submit_id, "result": True, "error": None})
+    assert rig.to_pool[-1]["method"] == "mining.submit", "relayed once the pool has answered"
+    rig.answer_last(True)
     (event,) = rig.events
     assert event.accepted and event.extranonce1 == EN1
     assert event.share_difficulty >= DIFF == event.difficulty

@@ -41,6 +41,8 @@ class UpstreamCredentials(_Model):
     name: str
     account_key: str = Field("account", alias="accountKey")
     password_key: str = Field("password", alias="passwordKey")
+    # the upstream worker is <account>.<user><separator><rig> (the proxy's logins.py)
+    worker_separator: str = Field("_", alias="workerSeparator")
 
 
 class ServiceTemplateMetadata(_Model):
@@ -79,6 +81,8 @@ class ProxySpec(_Model):
     local_reject: bool = Field(True, alias="localReject")
     submit_timeout_seconds: int = Field(30, alias="submitTimeoutSeconds")
     max_connections: int = Field(100_000, alias="maxConnections")
+    max_submits_per_second: int = Field(100, alias="maxSubmitsPerSecond")
+    submit_rate_window_seconds: int = Field(10, alias="submitRateWindowSeconds")
     progress_deadline_seconds: int = Field(600, alias="progressDeadlineSeconds")
     resources: dict[str, Any] | None = None
 

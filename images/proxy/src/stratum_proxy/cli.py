@@ -57,8 +57,11 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> int:
         proxy_instance=config.proxy_instance,
         upstream_account=config.upstream_account,
         upstream_password=config.upstream_password,
+        worker_separator=config.upstream_worker_separator,
         local_reject=config.local_reject,
         submit_timeout=config.submit_timeout_s,
+        max_submits_per_s=config.max_submits_per_s,
+        submit_rate_window=config.submit_rate_window_s,
     )
     ca_file = str(config.upstream_ca_file) if config.upstream_ca_file else None
 

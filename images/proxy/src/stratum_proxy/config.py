@@ -38,6 +38,8 @@ class ProxyConfig(BaseModel):
     upstreams: list[str] = Field(min_length=1)
     routes: dict[str, list[str]] = {}  # CONNECT <name> -> upstreams, Loka-Stratum style
     upstream_account: str | None = None
+    # between a miner's account and rig in the upstream worker: <account>.<user><sep><rig>
+    upstream_worker_separator: str = Field("_", min_length=1, max_length=8, pattern=r"^[!-\-/-~]+$")
     upstream_password: str = "x"  # noqa: S105 - Stratum pools ignore it; "x" is the convention
     upstream_insecure_tls: bool = False  # stratum+ssl without verifying the pool (not advised)
     upstream_ca_file: Path | None = None  # trust this CA bundle for stratum+ssl upstreams
@@ -49,6 +51,8 @@ class ProxyConfig(BaseModel):
     max_connections: int = Field(100_000, ge=1)
     max_connections_per_ip: int = Field(1000, ge=1)
     max_protocol_errors: int = Field(50, ge=1)
+    max_submits_per_s: float = Field(100.0, gt=0)  # per connection, averaged over the window
+    submit_rate_window_s: float = Field(10.0, gt=0, le=3600)
     spool_dir: Path = Path("/var/spool/stratum")
     spool_max_bytes: int = Field(1 << 30, ge=1 << 20)
     spool_fsync_interval_s: float | None = None

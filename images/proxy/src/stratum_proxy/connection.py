@@ -314,6 +314,8 @@ class MinerConnection:
             upstream.write(b"".join(out.to_upstream))
         if out.events:
             self._account(out.events)
+        for reason in out.refused:
+            self.ctx.metrics.refusal(reason)
         if out.to_miner:
             self._to_miner(out.to_miner, durable=bool(out.events))
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stratum_proxy.admission import Refusal
+
 _RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _HASHRATE_WINDOW_S = 600.0
 _MAX_WORKERS = 10_000  # label cardinality bound: the busiest workers are kept
@@ -40,6 +42,10 @@ class ProxyMetrics:
             "stratum_proxy_shares", "Shares by verdict and Stratum error code",
             ["verdict", "code"], registry=r,
         )  # fmt: skip
+        self.requests_refused = Counter(
+            "stratum_proxy_requests_refused", "Requests refused unrecorded, by reason",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.protocol_errors = Counter(
             "stratum_proxy_protocol_errors", "Miner lines that were not valid Stratum", registry=r
         )
@@ -64,12 +70,16 @@ class ProxyMetrics:
         # Children bound once: a labels() lookup per share is measurable at 20k shares/s.
         self._requests = {m: self.requests.labels(m) for m in (*KNOWN_METHODS, "other")}
         self._accepted = self.shares.labels("accepted", "")
+        self._refusals = {r: self.requests_refused.labels(r.value) for r in Refusal}
         self._rejected: dict[int, Any] = {}
 
     def request(self, method: str) -> None:
         """Count by method; only known methods get a series of their own, so a miner
         inventing method names can't grow the metrics without bound."""
         self._requests.get(method, self._requests["other"]).inc()
+
+    def refusal(self, reason: Refusal) -> None:
+        self._refusals[reason].inc()
 
     def share(self, error_code: int | None) -> None:
         if error_code is None:

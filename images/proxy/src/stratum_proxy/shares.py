@@ -1,12 +1,10 @@
 """A submitted share from the moment it arrives to the event that records its fate.
 
 A share's identity and worth (extranonce1, the difficulty it reached, whether it is a
-block candidate) are those the pool judged it under. Usually they are known when the
-submit arrives. But a pool may answer a burst of configure, subscribe and authorize with
-set_difficulty and notify before the subscribe result, and a submit crossing that window
-is judged by the pool under an extranonce1 the proxy has not read yet. Such a share is
-*deferred*: it is hashed when its verdict is recorded, under the extranonce1 that the
-pool's replies (which come in order) had set by then.
+block candidate) are those the pool judged it under. The session relays a submit only
+once no subscribe is in flight (a submit crossing one is held until it is answered), so
+the extranonce1 the proxy knows when it relays is the one the pool's in-order replies
+had set: the share is identified and hashed then.
 """
 
 from __future__ import annotations
@@ -64,7 +62,7 @@ class Share:
     difficulty: float  # the target the job was sent with
     job: Job | None  # kept: the job may be gone from the session when the verdict comes
     submitted_at: int
-    extranonce1: str | None = None  # None while deferred
+    extranonce1: str = ""  # set by identify(), before the share is judged
     share_difficulty: float = 0.0
     block_candidate: bool = False
 
@@ -85,10 +83,6 @@ class Share:
             submitted_at=time.time_ns() // 1000,
         )
 
-    @property
-    def deferred(self) -> bool:
-        return self.extranonce1 is None
-
     def identify(self, extranonce1: str | None, version_mask: int) -> None:
         """Fix the extranonce1 the pool judged this share under, and hash it with it."""
         self.extranonce1 = extranonce1 or ""
@@ -105,17 +99,20 @@ class Share:
         self.share_difficulty = share_difficulty(header)
         self.block_candidate = hash_value(header) <= target_from_nbits(self.job.nbits)
 
-    def solution(self, extranonce1: str | None) -> tuple[str, ...]:
-        """What makes two submits the same share (never the request id)."""
-        en1 = self.extranonce1 if self.extranonce1 is not None else extranonce1 or ""
-        return (self.job_id, en1, self.extranonce2, self.ntime, self.nonce,
-                self.version_bits or "")  # fmt: skip
+    def solution(self) -> bytes:
+        """What makes two submits of one job the same share (never the request id), in
+        few bytes: one is kept for every share of a live job. The two lengths make it
+        unambiguous whatever extranonce sizes the pool and the miner use."""
+        en1, en2 = self.extranonce1, self.extranonce2
+        return bytes((len(en1) // 2, len(en2) // 2)) + bytes.fromhex(
+            en1 + en2 + self.ntime + self.nonce + (self.version_bits or "")
+        )
 
     def event(
         self, *, pool: str, upstream: str, proxy_instance: str,
         accepted: bool, code: int | None, message: str | None,
     ) -> ShareEvent:  # fmt: skip
-        en1 = self.extranonce1 or ""
+        en1 = self.extranonce1
         return ShareEvent(
             share_id=make_share_id(self.submitted_at, upstream, self.job_id, en1,
                                    self.extranonce2, self.ntime, self.nonce, self.version_bits),

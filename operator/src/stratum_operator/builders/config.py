@@ -35,12 +35,16 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "local_reject": proxy.local_reject,
         "submit_timeout_s": proxy.submit_timeout_seconds,
         "max_connections": proxy.max_connections,
+        "max_submits_per_s": proxy.max_submits_per_second,
+        "submit_rate_window_s": proxy.submit_rate_window_seconds,
         "spool_dir": SPOOL_DIR,
         # the limit counts the writer's dead letters too; the tenth left is the checkpoint's
         # and a segment's slack
         "spool_max_bytes": quantity_bytes(spec.spool.size) * 9 // 10,
         "shutdown_grace_s": max(spec.pod_template.termination_grace_period_seconds - 15, 1),
     }
+    if spec.upstream_credentials is not None:  # the account itself comes from the Secret
+        settings["upstream_worker_separator"] = spec.upstream_credentials.worker_separator
     if proxy.tls_secret:
         cert, key = TLS_KEYS
         settings["tls_cert_file"] = f"{TLS_DIR}/{cert}"

@@ -41,6 +41,7 @@ class Faults:
     """Scripted faults, and quirks real pool servers have."""
 
     reject_code: int | None = None
+    reject_message: str | None = None  # what a reject_code rejection says, if not the usual
     stall: bool = False  # take submits and never answer them
     answer_delay_s: float = 0.0  # judge a submit at once, answer it this much later
     # answer mining.configure with an error, and send set_difficulty and notify before the
@@ -220,7 +221,10 @@ class ReferencePool:
         code = self._validate(conn, params)
         verdict: tuple[Any, Any] = (True, None)
         if code is not None:
-            verdict = (None, [code, _MESSAGES[code], None])
+            message = _MESSAGES[code]
+            if code == self.faults.reject_code and self.faults.reject_message is not None:
+                message = self.faults.reject_message
+            verdict = (None, [code, message, None])
         if self.faults.answer_delay_s:
             later = asyncio.get_running_loop().call_later
             later(self.faults.answer_delay_s, self._reply_if_open, conn, msg_id, *verdict)
