@@ -107,7 +107,7 @@ def test_connections_per_source_ip_are_limited(sim: SimLoop, tmp_path: Path) -> 
     extra = _connect(proxy)
     assert _closed_by_peer(extra, 3), "the fourth connection from one IP is refused"
     assert (
-        proxy.metrics()['stratum_proxy_connections_refused_total{reason="per-IP connection limit"}']
+        proxy.metrics()['stratum_proxy_connections_refused_total{reason="address_limit"}']
         == 1
     )
 

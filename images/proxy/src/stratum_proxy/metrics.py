@@ -60,6 +60,9 @@ class ProxyMetrics:
             "stratum_proxy_worker_hashrate", "Estimated hashes/s per worker over 10 minutes",
             ["worker"], registry=r,
         )  # fmt: skip
+        self.tls_handshakes = Counter(
+            "stratum_proxy_tls_handshakes", "Miner TLS handshakes completed", registry=r
+        )
         self._work: dict[str, dict[int, float]] = {}  # worker -> minute -> difficulty
         # Children bound once: a labels() lookup per share is measurable at 20k shares/s.
         self._requests = {m: self.requests.labels(m) for m in (*KNOWN_METHODS, "other")}
