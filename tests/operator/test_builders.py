@@ -7,6 +7,7 @@ from typing import Any
 
 from stratum_operator.builders import config_hash, desired_objects
 from stratum_operator.spec import default_image, parse_spec
+from stratum_proxy.config import ProxyConfig
 
 
 def spec(**over: Any) -> Any:
@@ -221,3 +222,12 @@ def test_annotation_scrapers_are_pointed_at_the_pod_path_where_the_proxy_serves_
         "9201", POD_METRICS_PATH)  # fmt: skip
     proxy = json.loads(children.config["data"]["proxy.json"])
     assert proxy["sidecar_metrics"] == {"writer": "127.0.0.1:9202"}
+
+
+def test_the_per_address_connection_rate_reaches_a_config_the_proxy_accepts() -> None:
+    for body, rate in (({}, 20), ({"proxy": {"maxNewConnectionsPerAddressPerSecond": 200}}, 200)):
+        config = desired_objects("p", "ns", spec(**body)).config
+        proxy = ProxyConfig.model_validate(json.loads(config["data"]["proxy.json"]))
+        assert proxy.max_new_connections_per_ip_per_s == rate
+    # the operator's default is the proxy's own
+    assert ProxyConfig.model_fields["max_new_connections_per_ip_per_s"].default == 20

@@ -55,6 +55,10 @@ class ProxySpec(_Model):
     local_reject: bool = Field(True, alias="localReject")
     submit_timeout_seconds: int = Field(30, alias="submitTimeoutSeconds")
     max_connections: int = Field(100_000, alias="maxConnections")
+    # new miner connections a second from one address (a farm behind one NAT is one address)
+    max_new_connections_per_address_per_second: int = Field(
+        20, alias="maxNewConnectionsPerAddressPerSecond"
+    )
     progress_deadline_seconds: int = Field(600, alias="progressDeadlineSeconds")
     resources: dict[str, Any] | None = None
 

@@ -35,6 +35,7 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "local_reject": proxy.local_reject,
         "submit_timeout_s": proxy.submit_timeout_seconds,
         "max_connections": proxy.max_connections,
+        "max_new_connections_per_ip_per_s": proxy.max_new_connections_per_address_per_second,
         "spool_dir": SPOOL_DIR,
         # a tenth of the volume stays for the checkpoint, dead letters and a segment's slack
         "spool_max_bytes": quantity_bytes(spec.spool.size) * 9 // 10,
