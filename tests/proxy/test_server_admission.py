@@ -16,6 +16,8 @@ from pathlib import Path
 from harness.certificates import self_signed
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
+from stratum_proxy.admission import Admission
+from stratum_proxy.closing import CloseReason
 
 SUBSCRIBE = b'{"id":1,"method":"mining.subscribe","params":[]}\n'
 # a TLS 1.2 ClientHello's first bytes, as a miner configured for stratum+ssl sends them
@@ -137,3 +139,35 @@ def test_running_out_of_file_descriptors_marks_no_pool_failed(sim: SimLoop, tmp_
     stats = sim.fleet(proxy.listen_port, miners=3, shares_per_s=30, duration=1.5).result(30)
     assert answers(stats)[None] == sum(s.submitted for s in stats) > 10
     assert primary.connections == 3 and backup.connections == 0
+
+
+def test_twenty_a_second_per_address_refilled_as_time_passes() -> None:
+    door = Admission(max_connections=1000, max_per_address=1000, rate=20)
+    assert [door.admit("a", 0.0, stopping=False) for _ in range(20)] == [None] * 20
+    assert door.admit("a", 0.01, stopping=False) is CloseReason.REFUSED_ADDRESS_RATE
+    assert door.admit("b", 0.01, stopping=False) is None, "another address has its own"
+    assert door.admit("a", 0.06, stopping=False) is None, "one more after 1/20 s"
+    assert door.admit("a", 0.06, stopping=False) is CloseReason.REFUSED_ADDRESS_RATE
+
+
+def test_limits_come_before_the_rate_and_a_refusal_spends_nothing() -> None:
+    door = Admission(max_connections=3, max_per_address=2, rate=2)
+    assert door.admit("a", 0.0, stopping=True) is CloseReason.REFUSED_SHUTTING_DOWN
+    assert door.admit("a", 0.0, stopping=False) is None
+    assert door.admit("a", 0.0, stopping=False) is None
+    assert door.admit("a", 0.0, stopping=False) is CloseReason.REFUSED_ADDRESS_LIMIT
+    door.left("a")
+    assert door.admit("a", 0.0, stopping=False) is CloseReason.REFUSED_ADDRESS_RATE
+    assert door.admit("b", 0.0, stopping=False) is None
+    assert door.admit("b", 0.0, stopping=False) is None
+    assert door.admit("c", 0.0, stopping=False) is CloseReason.REFUSED_CONNECTION_LIMIT
+
+
+def test_an_address_whose_allowance_has_refilled_is_forgotten() -> None:
+    door = Admission(max_connections=10, max_per_address=10, rate=2)
+    door.admit("a", 0.0, stopping=False)
+    door.forget_idle(0.1)
+    assert door.admit("a", 0.1, stopping=False) is None  # still remembered: one left
+    assert door.admit("a", 0.1, stopping=False) is CloseReason.REFUSED_ADDRESS_RATE
+    door.forget_idle(5.0)
+    assert door.admit("a", 5.0, stopping=False) is None

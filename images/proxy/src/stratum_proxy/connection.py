@@ -40,7 +40,9 @@ from stratum_proxy.upstream import LocalResources, NoUpstream, UpstreamPool
 
 log = logging.getLogger("stratum_proxy.connection")
 
-_MAX_OUTBOUND = 1 << 20  # a miner that stops reading is cut off past this much backlog
+# a miner that stops reading is cut off past this much backlog beyond the kernel's socket
+# buffer; an honest miner's answers and jobs are a few KB between two reads
+_MAX_OUTBOUND = 64 << 10
 _PREAMBLE_LINES = 32
 _OPENING_LINES = 16  # requests held before the first subscribe or configure
 _DRAIN_MARGIN_S = 2.0  # past the submit timeout, when the sweep has expired what is left
@@ -157,7 +159,8 @@ class MinerConnection:
     async def _opening(self) -> tuple[str, list[bytes]]:
         """Read until the miner asks to mine (opening.py); the route and the lines held."""
         config = self.ctx.config
-        opening = Opening(max_held=_OPENING_LINES, max_errors=config.max_protocol_errors)
+        opening = Opening(max_held=_OPENING_LINES, max_held_bytes=config.max_line_bytes,
+                          max_errors=config.max_protocol_errors)  # fmt: skip
         try:
             async with asyncio.timeout(config.handshake_timeout_s):
                 route, line = await _preamble(self.reader, self.writer, self.ctx)

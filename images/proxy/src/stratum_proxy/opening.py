@@ -9,7 +9,7 @@ from the farm's address. Pure state, no I/O; until then each line is one of:
   instead when requests are already held, so the replies keep their order);
 - ``mining.subscribe`` or ``mining.configure``: dial the pool, then relay what was held
   and this line, in the order they came;
-- any other message: held, at most ``max_held`` of them.
+- any other message: held, at most ``max_held`` of them and ``max_held_bytes`` in all.
 
 The handshake deadline covers the whole opening: a connection that has not asked to mine
 within ``handshake_timeout_s`` of arriving is closed.
@@ -24,12 +24,15 @@ DIAL_METHODS = frozenset({"mining.subscribe", "mining.configure"})
 
 
 class Opening:
-    __slots__ = ("dial", "held", "lines", "max_errors", "max_held", "protocol_errors")
+    __slots__ = ("dial", "held", "held_bytes", "lines", "max_errors", "max_held",
+                 "max_held_bytes", "protocol_errors")  # fmt: skip
 
-    def __init__(self, *, max_held: int, max_errors: int) -> None:
+    def __init__(self, *, max_held: int, max_held_bytes: int, max_errors: int) -> None:
         self.max_held = max_held
+        self.max_held_bytes = max_held_bytes
         self.max_errors = max_errors
         self.held: list[bytes] = []  # raw lines, without their newline, to relay in order
+        self.held_bytes = 0
         self.dial = False  # a subscribe or configure came: time to connect to the pool
         self.lines = 0  # complete lines seen, blank ones included
         self.protocol_errors = 0  # answered here, so already spent from the budget
@@ -45,7 +48,7 @@ class Opening:
             return self._not_stratum(line, exc)
         self.dial = isinstance(msg, Request) and msg.method in DIAL_METHODS
         if self.dial:
-            self.held.append(line)
+            self.held.append(line)  # whatever was held before: it asked to mine
         else:
             self._hold(line)
         return None
@@ -60,8 +63,9 @@ class Opening:
         return exc.response()
 
     def _hold(self, line: bytes) -> None:
-        if len(self.held) >= self.max_held:
-            raise Closed(CloseReason.MINER_NO_SUBSCRIBE, f"{len(self.held)} lines held")
+        self.held_bytes += len(line)
+        if len(self.held) >= self.max_held or self.held_bytes > self.max_held_bytes:
+            raise Closed(CloseReason.MINER_NO_SUBSCRIBE, f"{len(self.held) + 1} lines held")
         self.held.append(line)
 
     def deadline_passed(self, timeout: float) -> Closed:

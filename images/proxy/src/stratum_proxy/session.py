@@ -44,7 +44,7 @@ class SessionSettings:
     local_reject: bool = True  # answer duplicate and low-difficulty shares ourselves
     submit_timeout: float = 30.0
     max_pending: int = 256  # requests waiting for the pool
-    max_waiting_replies: int = 1024  # answers held back behind an unanswered request
+    max_waiting_replies: int = 256  # answers held back behind an unanswered request
     max_jobs: int = 32
     max_seen: int = 200_000
 
