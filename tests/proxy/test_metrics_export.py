@@ -3,7 +3,6 @@ worker series to export, does not make the proxy late to answer its miners."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import statistics
 import subprocess
@@ -12,17 +11,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop
-from sharelog.work import Job
+from harness.workers import one_share_per_worker
 from stratum_proxy.metrics import MAX_WORKER_SERIES, WorkerHashrate
-from stratum_sim.miners import solve
 
 WORKERS = 10_000
-PER_CONNECTION = 50  # names authorized on one connection
 WORKER_SERIES = "stratum_proxy_worker_hashrate{"
 # Scrapes /metrics as fast as it answers until killed; prints how many it made.
 SCRAPER = """
@@ -33,50 +29,6 @@ while True:
     urllib.request.urlopen(sys.argv[1], timeout=30).read()
     done += 1
 """
-
-
-async def _one_share_per_worker(port: int, first: int) -> int:
-    """Authorize ``PER_CONNECTION`` workers on one connection, and submit one real
-    share for each; how many the pool accepted."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    names = [f"farm{first // 1000}.rig{first + i}" for i in range(PER_CONNECTION)]
-    lines = [b'{"id":1,"method":"mining.subscribe","params":[]}']
-    lines += [orjson.dumps({"id": 2 + i, "method": "mining.authorize", "params": [n, "x"]})
-              for i, n in enumerate(names)]  # fmt: skip
-    writer.write(b"\n".join(lines) + b"\n")
-    extranonce1, size, job, difficulty, authorized = b"", 4, None, 1.0, 0
-    while job is None or authorized < len(names) or not extranonce1:
-        msg = orjson.loads(await reader.readline())
-        if msg.get("id") == 1:
-            extranonce1, size = bytes.fromhex(msg["result"][1]), msg["result"][2]
-        elif msg.get("method") == "mining.notify":
-            job = Job.from_notify(msg["params"])
-        elif msg.get("method") == "mining.set_difficulty":
-            difficulty = msg["params"][0]
-        elif msg.get("result") is True:
-            authorized += 1
-    for i, name in enumerate(names):
-        en2 = i.to_bytes(size, "big")
-        nonce = solve(job.header_prefix(extranonce1, en2, job.ntime), difficulty, 0)
-        params = [name, job.job_id, en2.hex(), f"{job.ntime:08x}", f"{nonce:08x}"]
-        writer.write(orjson.dumps({"id": 100 + i, "method": "mining.submit", "params": params}))
-        writer.write(b"\n")
-    accepted = answered = 0
-    while answered < len(names):
-        msg = orjson.loads(await reader.readline())
-        if isinstance(msg.get("id"), int) and msg["id"] >= 100:  # not a job still coming
-            answered += 1
-            accepted += msg.get("result") is True
-    writer.close()
-    return accepted
-
-
-async def _ten_thousand_workers(port: int) -> int:
-    accepted = 0
-    for batch in range(0, WORKERS, 50 * PER_CONNECTION):
-        firsts = range(batch, batch + 50 * PER_CONNECTION, PER_CONNECTION)
-        accepted += sum(await asyncio.gather(*(_one_share_per_worker(port, f) for f in firsts)))
-    return accepted
 
 
 def _worker_series(proxy: ProxyProcess) -> int:
@@ -107,7 +59,7 @@ def test_scraping_in_a_loop_with_10000_workers_does_not_stall_the_miners(
 ) -> None:
     _, url = sim.pool()
     proxy = ProxyProcess(tmp_path, [url], max_protocol_errors=100_000).start()
-    assert sim.run(_ten_thousand_workers(proxy.listen_port)) == WORKERS
+    assert sim.run(one_share_per_worker(proxy.listen_port, WORKERS)) == WORKERS
     deadline = time.monotonic() + 30
     while _worker_series(proxy) < WORKERS and time.monotonic() < deadline:
         time.sleep(0.5)
