@@ -32,6 +32,7 @@ from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
 from stratum_proxy.closing import Closed, CloseReason, Side, stream_failure
 from stratum_proxy.config import ProxyConfig
+from stratum_proxy.lines import preamble, read_line
 from stratum_proxy.messages import ProtocolError, Request, parse
 from stratum_proxy.metrics import ProxyMetrics
 from stratum_proxy.opening import Opening
@@ -43,7 +44,6 @@ log = logging.getLogger("stratum_proxy.connection")
 # a miner that stops reading is cut off past this much backlog beyond the kernel's socket
 # buffer; an honest miner's answers and jobs are a few KB between two reads
 _MAX_OUTBOUND = 64 << 10
-_PREAMBLE_LINES = 32
 _OPENING_LINES = 16  # requests held before the first subscribe or configure
 _DRAIN_MARGIN_S = 2.0  # past the submit timeout, when the sweep has expired what is left
 
@@ -56,48 +56,6 @@ class ProxyContext:
     spool: SpoolProducer
     metrics: ProxyMetrics
     stopping: asyncio.Event
-
-
-async def _read_line(reader: asyncio.StreamReader, side: Side) -> bytes:
-    """One line, newline stripped; Closed (saying why) when there can be no more."""
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        too_long = (
-            CloseReason.MINER_LINE_TOO_LONG if side is Side.MINER
-            else CloseReason.UPSTREAM_LINE_TOO_LONG
-        )  # fmt: skip
-        raise Closed(too_long) from None
-    except asyncio.IncompleteReadError:
-        raise stream_failure(side, None) from None
-    except (ConnectionError, OSError) as exc:
-        raise stream_failure(side, exc) from None
-    return line.rstrip(b"\r\n")
-
-
-async def _preamble(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProxyContext
-) -> tuple[str, bytes | None]:
-    """Pick the upstream list: an HTTP CONNECT preamble names a route; otherwise default.
-
-    Returns the route name and, without a preamble, the miner's first line to process.
-    The caller's handshake deadline bounds it.
-    """
-    first = await _read_line(reader, Side.MINER)
-    if not first.startswith(b"CONNECT "):
-        return "", first
-    parts = first.split()
-    name = parts[1].decode(errors="replace") if len(parts) >= 2 else ""
-    for _ in range(_PREAMBLE_LINES):  # the rest of the HTTP request head
-        if not await _read_line(reader, Side.MINER):
-            break
-    else:
-        raise Closed(CloseReason.CONNECT_REFUSED, "the CONNECT preamble has no end")
-    if name not in ctx.pools:
-        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        raise Closed(CloseReason.CONNECT_REFUSED, f"unknown pool {name[:64]!r}")
-    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-    return name, None
 
 
 class MinerConnection:
@@ -163,7 +121,7 @@ class MinerConnection:
                           max_errors=config.max_protocol_errors)  # fmt: skip
         try:
             async with asyncio.timeout(config.handshake_timeout_s):
-                route, line = await _preamble(self.reader, self.writer, self.ctx)
+                route, line = await preamble(self.reader, self.writer, self.ctx.pools)
                 while True:
                     if line is not None:
                         answer = opening.take(line)
@@ -173,7 +131,7 @@ class MinerConnection:
                             raise self.miner_gone
                         if opening.dial:
                             break
-                    line = await _read_line(self.reader, Side.MINER)
+                    line = await read_line(self.reader, Side.MINER)
         except TimeoutError:
             raise opening.deadline_passed(config.handshake_timeout_s) from None
         self.protocol_errors = opening.protocol_errors
@@ -233,7 +191,7 @@ class MinerConnection:
         for line in held:  # what came before the pool was dialled, in its order
             self._from_miner(line)
         while self.miner_gone is None:
-            line = await _read_line(self.reader, Side.MINER)
+            line = await read_line(self.reader, Side.MINER)
             self.miner_seen = time.monotonic()
             if line:
                 self._from_miner(line)
@@ -281,7 +239,7 @@ class MinerConnection:
         assert self.session is not None
         try:
             while True:
-                line = await _read_line(reader, Side.UPSTREAM)
+                line = await read_line(reader, Side.UPSTREAM)
                 self.upstream_seen = time.monotonic()
                 if not line:
                     continue
