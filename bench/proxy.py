@@ -19,12 +19,20 @@ so the systems take turns over ``BENCH_PROXY_ROUNDS`` rounds and each latency li
 the median of the rounds, with their spread; ``runqueue_wait_ms_per_s`` says how long
 the pool and the load generator waited for a CPU while each system ran, which is where
 the tail at 10,000 shares/s comes from (docs/proxy.md).
+
+``BENCH_PROXY_BEFORE=<a checkout>`` adds ``before``: the proxy of that checkout (an
+earlier build), taking turns with ours in the latency and throughput runs.
+
+Also ``hostile_rss_kb`` (``proxy_hostile``: memory per hostile connection, by kind) and
+the cost of a scrape loop: added p99 at 1,000 shares/s with 10,000 workers' series to
+export, with and without ``/metrics`` scraped ten times a second (``scrape_p99_increase``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import shutil
@@ -38,14 +46,28 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bench.peers import AiostratumProxy, PeerUnavailable
+from bench.proxy_hostile import measure_hostile_rss
 from bench.report import Reporter
 from harness.procfs import cpu_seconds, rss_kb, runqueue_wait_seconds
 from harness.proxy import ProxyProcess
+from harness.workers import one_share_per_worker
 from stratum_sim.miners import Behaviour, MinerStats, run_fleet
 
 IDLE = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "10000"))
 SECONDS = float(os.environ.get("BENCH_PROXY_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_PROXY_ROUNDS", "3"))
+BEFORE = os.environ.get("BENCH_PROXY_BEFORE")  # a checkout of the build to compare with
+SCRAPE_WORKERS = 10_000
+SCRAPES_PER_S = 10
+# scrapes /metrics at a rate until killed, from a process of its own
+SCRAPER = """
+import sys, time, urllib.request
+url, every = sys.argv[1], 1 / float(sys.argv[2])
+while True:
+    started = time.monotonic()
+    urllib.request.urlopen(url, timeout=30).read()
+    time.sleep(max(0.0, every - (time.monotonic() - started)))
+"""
 DIFFICULTY = 2**-32
 NO_ROLLING = Behaviour(version_rolling=False)  # the peer has no mining.configure
 # Throughput is measured closed-loop: each miner keeps at most 16 submits unanswered, so
@@ -191,18 +213,26 @@ def measure_latency(report: Reporter, systems: Systems, pool_pid: int) -> None:
 
 
 def measure_throughput(report: Reporter, systems: Systems) -> None:
-    """As many shares as 400 closed-loop miners get relayed; and each share's CPU cost."""
-    for name, (port, pid) in systems.items():
-        cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
-        run = load(port, 400, 1e6, SECONDS, CLOSED_LOOP)
-        achieved = run.rate
-        report.emit(backend="proxy", system=name, metric="shares_per_s", value=achieved,
-                    unit="shares/s", submitted=run.submitted, answered=run.answered)  # fmt: skip
-        if pid:
-            used = cpu_seconds(pid) - cpu0
-            shares = achieved * (time.perf_counter() - wall0)
+    """As many shares as 400 closed-loop miners get relayed; and each share's CPU cost.
+    The systems take turns, ``ROUNDS`` times; each line is the median of the rounds."""
+    rates: dict[str, list[float]] = {name: [] for name in systems}
+    per_cpu: dict[str, list[float]] = {name: [] for name in systems}
+    for _ in range(ROUNDS):
+        for name, (port, pid) in systems.items():
+            cpu0, wall0 = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
+            run = load(port, 400, 1e6, SECONDS, CLOSED_LOOP)
+            rates[name].append(run.rate)
+            if pid:
+                shares = run.rate * (time.perf_counter() - wall0)
+                per_cpu[name].append(shares / max(cpu_seconds(pid) - cpu0, 1e-9))
+    for name in systems:
+        report.emit(backend="proxy", system=name, metric="shares_per_s",
+                    value=statistics.median(rates[name]), unit="shares/s",
+                    rounds=[round(v) for v in rates[name]])  # fmt: skip
+        if per_cpu[name]:
             report.emit(backend="proxy", system=name, metric="shares_per_cpu_s",
-                        value=shares / max(used, 1e-9), unit="shares/cpu-s")  # fmt: skip
+                        value=statistics.median(per_cpu[name]), unit="shares/cpu-s",
+                        rounds=[round(v) for v in per_cpu[name]])  # fmt: skip
 
 
 def measure_idle(report: Reporter, systems: Systems) -> None:
@@ -210,12 +240,28 @@ def measure_idle(report: Reporter, systems: Systems) -> None:
     # machine's hard limit on open files decides how many fit in one process.
     idle = min(IDLE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 1000) // 2)
     for name, (port, pid) in systems.items():
-        if pid is None:
+        if pid is None or name == "before":
             continue
         per_conn, opened = idle_rss(port, pid, idle)
         report.emit(backend="proxy", system=name, metric="rss_per_conn_kb",
                     value=per_conn, unit="KB", connections=opened,
                     note=f"{IDLE} asked; open-file hard limit allows {idle}")  # fmt: skip
+
+
+class BeforeProxy(ProxyProcess):
+    """The proxy of another checkout (``BENCH_PROXY_BEFORE``), on this machine's Python."""
+
+    def __init__(self, checkout: Path, workdir: Path, upstreams: list[str], **settings: Any):
+        super().__init__(workdir, upstreams, **settings)
+        self.checkout = checkout
+        known = (checkout / "images/proxy/src/stratum_proxy/config.py").read_text()
+        for key in list(self.config):
+            if key not in known:  # a setting newer than that build: it would refuse it
+                del self.config[key]
+
+    def env(self) -> dict[str, str]:
+        src = [self.checkout / p for p in ("packages/sharelog/src", "images/proxy/src")]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, src))}
 
 
 def start_systems(
@@ -229,6 +275,12 @@ def start_systems(
     assert ours.proc is not None
     systems["ours"] = (ours.listen_port, ours.proc.pid)
     running: list[Any] = [ours]
+    if BEFORE:
+        before = BeforeProxy(Path(BEFORE), workdir / "before", [upstream],
+                             max_connections_per_ip=IDLE + 1000, log_level="WARNING").start()  # fmt: skip
+        assert before.proc is not None
+        systems["before"] = (before.listen_port, before.proc.pid)
+        running.append(before)
     try:
         peer = AiostratumProxy(workdir / "peer", "127.0.0.1", pool_port).start()
         systems["aiostratum-proxy"] = (peer.port, peer.pid)
@@ -238,6 +290,43 @@ def start_systems(
             report.emit(backend="proxy", system="aiostratum-proxy", metric="unavailable",
                         value=0, unit="", reason=str(exc))  # fmt: skip
     return systems, running
+
+
+def measure_scrape_cost(report: Reporter, pool_port: int, workdir: Path) -> None:
+    """Added p99 at 1,000 shares/s with 10,000 workers' series to export, unscraped and
+    scraped ten times a second, taking turns with direct."""
+    upstream = f"stratum+tcp://127.0.0.1:{pool_port}"
+    ours = ProxyProcess(workdir / "scrape", [upstream], log_level="WARNING").start()
+    try:
+        accepted = asyncio.run(one_share_per_worker(ours.listen_port, SCRAPE_WORKERS))
+        url = f"http://{ours.host}:{ours.port}/metrics"
+        p99: dict[str, list[float]] = {"direct": [], "ours": [], "ours_scraped": []}
+        for _ in range(ROUNDS):
+            for name, rounds in p99.items():
+                port = pool_port if name == "direct" else ours.listen_port
+                scraper = None
+                if name == "ours_scraped":
+                    scraper = subprocess.Popen([sys.executable, "-c", SCRAPER, url,
+                                                str(SCRAPES_PER_S)])  # fmt: skip
+                try:
+                    rounds.append(percentile(load(port, 50, 1000, SECONDS).latencies, 0.99))
+                finally:
+                    if scraper is not None:
+                        scraper.kill()
+                        scraper.wait()
+    finally:
+        ours.kill()
+    added = {name: [(v - d) * 1e3 for v, d in zip(p99[name], p99["direct"], strict=True)]
+             for name in ("ours", "ours_scraped")}  # fmt: skip
+    for name, values in added.items():
+        report.emit(backend="proxy", system=name, metric="added_p99_ms",
+                    value=statistics.median(values), unit="ms", rate=1000,
+                    workers=accepted, scrapes_per_s=SCRAPES_PER_S if name != "ours" else 0,
+                    rounds=[round(v, 3) for v in values])  # fmt: skip
+    base = statistics.median(added["ours"])
+    report.emit(backend="proxy", system="ours", metric="scrape_p99_increase",
+                value=(statistics.median(added["ours_scraped"]) - base) / max(base, 1e-9) * 100,
+                unit="%", bar_pct=10)  # fmt: skip
 
 
 def stop_all(running: list[Any]) -> None:
@@ -261,6 +350,11 @@ def main() -> None:
             measure_latency(report, systems, pool.pid)
             measure_throughput(report, systems)
             stop_all(running)
+            hostile: dict[str, Any] = {"ours": ProxyProcess}
+            if BEFORE:
+                hostile["before"] = functools.partial(BeforeProxy, Path(BEFORE))
+            measure_hostile_rss(report, pool.port, workdir / "hostile", hostile)
+            measure_scrape_cost(report, pool.port, workdir)
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)

@@ -119,6 +119,8 @@ async def run() -> int:
         "metrics_listen": f"127.0.0.1:{proxy_metrics}",
         "upstreams": [f"stratum+tcp://127.0.0.1:{pool_port}"],
         "spool_dir": str(DATA / "spool"), "proxy_instance": "demo-proxy-0", "log_level": "WARNING",
+        # the whole fleet dials from 127.0.0.1 at once: far past one address's 20 a second
+        "max_new_connections_per_ip_per_s": 100_000,
     }))  # fmt: skip
     py = sys.executable
     writer = spawn(

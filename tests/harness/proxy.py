@@ -29,6 +29,9 @@ class ProxyProcess(ServiceProcess):
             "spool_dir": str(self.spool),
             "proxy_instance": "proxy-0",
             "shutdown_grace_s": 2,
+            # every test miner dials from 127.0.0.1, one address for whole fleets: the
+            # per-address rate (20/s by default) is a test's own subject where it sets it
+            "max_new_connections_per_ip_per_s": 1e6,
             **settings,
         }
         self.config_file = workdir / f"proxy-{self.port}.json"

@@ -404,3 +404,12 @@ def test_the_operators_image_defaults_reach_every_container_and_a_pool_pins_its_
     assert ImageDefaults.from_env({}).proxy == release_image("proxy")
     with pytest.raises(ValueError, match="STRATUM_OPERATOR_IMAGE_PULL_POLICY=Sometimes"):
         ImageDefaults.from_env({"STRATUM_OPERATOR_IMAGE_PULL_POLICY": "Sometimes"})
+
+
+def test_the_per_address_connection_rate_reaches_a_config_the_proxy_accepts() -> None:
+    for body, rate in (({}, 20), ({"proxy": {"maxNewConnectionsPerAddressPerSecond": 200}}, 200)):
+        config = desired_objects("p", "ns", spec(**body)).config
+        proxy = ProxyConfig.model_validate(json.loads(config["data"]["proxy.json"]))
+        assert proxy.max_new_connections_per_ip_per_s == rate
+    # the operator's default is the proxy's own
+    assert ProxyConfig.model_fields["max_new_connections_per_ip_per_s"].default == 20

@@ -83,6 +83,10 @@ class ProxySpec(_Model):
     max_connections: int = Field(100_000, alias="maxConnections")
     max_submits_per_second: int = Field(100, alias="maxSubmitsPerSecond")
     submit_rate_window_seconds: int = Field(10, alias="submitRateWindowSeconds")
+    # new miner connections a second from one address (a farm behind one NAT is one address)
+    max_new_connections_per_address_per_second: int = Field(
+        20, alias="maxNewConnectionsPerAddressPerSecond"
+    )
     progress_deadline_seconds: int = Field(600, alias="progressDeadlineSeconds")
     resources: dict[str, Any] | None = None
 

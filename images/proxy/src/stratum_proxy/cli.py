@@ -16,10 +16,10 @@ from sharelog import logfmt
 from sharelog.event_loop import prefer_uvloop
 from sharelog.gc_tuning import freeze_startup_heap
 from sharelog.spool import SpoolProducer
-from sharelog.status_http import StatusServer
 from stratum_proxy import __version__
 from stratum_proxy.config import ConfigError, ProxyConfig, load_config, split_address
 from stratum_proxy.connection import ProxyContext
+from stratum_proxy.exporting import MetricsThread
 from stratum_proxy.metrics import ProxyMetrics
 from stratum_proxy.server import ProxyServer
 from stratum_proxy.session import SessionSettings
@@ -73,13 +73,12 @@ async def serve(config: ProxyConfig, ready: asyncio.Event | None = None) -> int:
     ctx = ProxyContext(config, settings, pools, spool, metrics, asyncio.Event())
     server = ProxyServer(ctx)
 
-    def refresh() -> None:
+    def refresh() -> None:  # on the side port's thread
         metrics.spool_appended.set(spool.appended)
         metrics.spool_dropped.set(spool.dropped)
-        metrics.refresh_hashrate()
 
-    status = StatusServer(metrics.registry, lambda: (not ctx.stopping.is_set(), "serving"), refresh,
-                          config.sidecar_metrics)  # fmt: skip
+    status = MetricsThread(metrics, lambda: (not ctx.stopping.is_set(), "serving"), refresh,
+                           config.sidecar_metrics)  # fmt: skip
     host, port = split_address(config.listen)
     bound = await server.start(host, port)
     mhost, mport = split_address(config.metrics_listen)

@@ -8,7 +8,11 @@ parsed back out of a message.
     Closed
     ├── side MINER     the miner closed, reset, went silent, sent too much or too badly
     ├── side UPSTREAM  the pool closed, went silent, sent a line too long, or none answered
-    └── side PROXY     we are shutting down, or something of ours failed
+    └── side PROXY     we are shutting down, something of ours failed or ran out (file
+                       descriptors, buffers), or we refused the connection at the door
+
+A refusal (``REFUSED_*``) ends a connection before it is served: it is counted in
+``stratum_proxy_connections_refused_total{reason}``, not among the disconnects.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class CloseReason(enum.Enum):
     MINER_INVALID_LINES = "miner_invalid_lines"
     MINER_NOT_READING = "miner_not_reading"
     MINER_FLOODING = "miner_flooding"
+    MINER_NO_SUBSCRIBE = "miner_no_subscribe"
+    MINER_TLS_FAILED = "miner_tls_failed"
     CONNECT_REFUSED = "connect_refused"
     UPSTREAM_CLOSED = "upstream_closed"
     UPSTREAM_RESET = "upstream_reset"
@@ -40,6 +46,11 @@ class CloseReason(enum.Enum):
     NO_UPSTREAM = "no_upstream"
     SHUTDOWN = "shutdown"
     INTERNAL_ERROR = "internal_error"
+    LOCAL_RESOURCES = "local_resources"
+    REFUSED_SHUTTING_DOWN = "shutting_down"
+    REFUSED_CONNECTION_LIMIT = "connection_limit"
+    REFUSED_ADDRESS_LIMIT = "address_limit"
+    REFUSED_ADDRESS_RATE = "address_rate"
 
     @property
     def side(self) -> Side:
@@ -48,6 +59,11 @@ class CloseReason(enum.Enum):
         if self.name.startswith(("UPSTREAM_", "NO_UPSTREAM")):
             return Side.UPSTREAM
         return Side.PROXY
+
+    @property
+    def refusal(self) -> bool:
+        """Ended at the door, before a byte was read (or a TLS handshake began)."""
+        return self.name.startswith("REFUSED_")
 
     @property
     def description(self) -> str:
@@ -67,6 +83,8 @@ _DESCRIPTIONS = {
     CloseReason.MINER_INVALID_LINES: "the miner sent too many invalid lines",
     CloseReason.MINER_NOT_READING: "the miner stopped reading",
     CloseReason.MINER_FLOODING: "the miner sent too many requests without waiting for replies",
+    CloseReason.MINER_NO_SUBSCRIBE: "the miner asked for no work (subscribe, configure) in time",
+    CloseReason.MINER_TLS_FAILED: "the miner's TLS handshake failed or took too long",
     CloseReason.CONNECT_REFUSED: "the miner's CONNECT preamble was refused",
     CloseReason.UPSTREAM_CLOSED: "the pool closed the connection",
     CloseReason.UPSTREAM_RESET: "the pool's connection broke",
@@ -75,6 +93,11 @@ _DESCRIPTIONS = {
     CloseReason.NO_UPSTREAM: "no upstream reachable",
     CloseReason.SHUTDOWN: "the proxy is shutting down",
     CloseReason.INTERNAL_ERROR: "the proxy failed",
+    CloseReason.LOCAL_RESOURCES: "the proxy ran out of a resource of its own machine",
+    CloseReason.REFUSED_SHUTTING_DOWN: "refused: the proxy is shutting down",
+    CloseReason.REFUSED_CONNECTION_LIMIT: "refused: the proxy holds max_connections",
+    CloseReason.REFUSED_ADDRESS_LIMIT: "refused: this address holds max_connections_per_ip",
+    CloseReason.REFUSED_ADDRESS_RATE: "refused: this address opened connections too fast",
 }
 
 _WARN = frozenset(
@@ -83,7 +106,9 @@ _WARN = frozenset(
         CloseReason.MINER_SILENT,
         CloseReason.MINER_INVALID_LINES,
         CloseReason.MINER_FLOODING,
+        CloseReason.MINER_NO_SUBSCRIBE,
         CloseReason.INTERNAL_ERROR,
+        CloseReason.LOCAL_RESOURCES,
     }
 )
 

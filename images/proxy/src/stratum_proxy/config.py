@@ -50,6 +50,8 @@ class ProxyConfig(BaseModel):
     max_line_bytes: int = Field(16384, ge=512, le=1 << 20)
     max_connections: int = Field(100_000, ge=1)
     max_connections_per_ip: int = Field(1000, ge=1)
+    # new connections a second from one address, checked before any TLS handshake
+    max_new_connections_per_ip_per_s: float = Field(20.0, gt=0)
     max_protocol_errors: int = Field(50, ge=1)
     max_submits_per_s: float = Field(100.0, gt=0)  # per connection, averaged over the window
     submit_rate_window_s: float = Field(10.0, gt=0, le=3600)

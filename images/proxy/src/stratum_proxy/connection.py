@@ -1,5 +1,9 @@
 """The I/O of one miner connection: its socket, its upstream socket, and its timers.
 
+The pool is dialled only once the miner has sent a ``mining.subscribe`` or a
+``mining.configure`` (``opening``); a failure to dial that is this machine's own (out of
+file descriptors) marks no pool failed.
+
 Everything the protocol decides is in ``session``; this module only moves lines, applies
 the limits that keep one hostile client from hurting the others (line length, idle and
 handshake deadlines, protocol-error budget, outbound buffer), and hands finished shares
@@ -28,15 +32,19 @@ from sharelog.event import ShareEvent
 from sharelog.spool import SpoolProducer
 from stratum_proxy.closing import Closed, CloseReason, Side, stream_failure
 from stratum_proxy.config import ProxyConfig
+from stratum_proxy.lines import preamble, read_line
 from stratum_proxy.messages import ProtocolError, Request, parse
 from stratum_proxy.metrics import ProxyMetrics
+from stratum_proxy.opening import Opening
 from stratum_proxy.session import MinerSession, Outbox, SessionSettings
-from stratum_proxy.upstream import NoUpstream, UpstreamPool
+from stratum_proxy.upstream import LocalResources, NoUpstream, UpstreamPool
 
 log = logging.getLogger("stratum_proxy.connection")
 
-_MAX_OUTBOUND = 1 << 20  # a miner that stops reading is cut off past this much backlog
-_PREAMBLE_LINES = 32
+# a miner that stops reading is cut off past this much backlog beyond the kernel's socket
+# buffer; an honest miner's answers and jobs are a few KB between two reads
+_MAX_OUTBOUND = 64 << 10
+_OPENING_LINES = 16  # requests held before the first subscribe or configure
 _DRAIN_MARGIN_S = 2.0  # past the submit timeout, when the sweep has expired what is left
 
 
@@ -48,55 +56,6 @@ class ProxyContext:
     spool: SpoolProducer
     metrics: ProxyMetrics
     stopping: asyncio.Event
-
-
-async def _read_line(reader: asyncio.StreamReader, side: Side) -> bytes:
-    """One line, newline stripped; Closed (saying why) when there can be no more."""
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        too_long = (
-            CloseReason.MINER_LINE_TOO_LONG if side is Side.MINER
-            else CloseReason.UPSTREAM_LINE_TOO_LONG
-        )  # fmt: skip
-        raise Closed(too_long) from None
-    except asyncio.IncompleteReadError:
-        raise stream_failure(side, None) from None
-    except (ConnectionError, OSError) as exc:
-        raise stream_failure(side, exc) from None
-    return line.rstrip(b"\r\n")
-
-
-async def _first_line(reader: asyncio.StreamReader, timeout: float) -> bytes:  # noqa: ASYNC109 - the handshake deadline
-    try:
-        async with asyncio.timeout(timeout):
-            return await _read_line(reader, Side.MINER)
-    except TimeoutError:
-        raise Closed(CloseReason.MINER_SILENT, f"no complete line for {timeout:.0f}s") from None
-
-
-async def _preamble(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ProxyContext
-) -> tuple[str, bytes | None]:
-    """Pick the upstream list: an HTTP CONNECT preamble names a route; otherwise default.
-
-    Returns the route name and, without a preamble, the miner's first line to process.
-    """
-    first = await _first_line(reader, ctx.config.handshake_timeout_s)
-    if not first.startswith(b"CONNECT "):
-        return "", first
-    parts = first.split()
-    name = parts[1].decode(errors="replace") if len(parts) >= 2 else ""
-    for _ in range(_PREAMBLE_LINES):  # the rest of the HTTP request head
-        if not await _first_line(reader, ctx.config.handshake_timeout_s):
-            break
-    else:
-        raise Closed(CloseReason.CONNECT_REFUSED, "the CONNECT preamble has no end")
-    if name not in ctx.pools:
-        writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-        raise Closed(CloseReason.CONNECT_REFUSED, f"unknown pool {name[:64]!r}")
-    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-    return name, None
 
 
 class MinerConnection:
@@ -145,24 +104,56 @@ class MinerConnection:
     async def run(self) -> Closed:
         """Serve until the miner or the upstream goes; return why."""
         try:
-            route, first = await _preamble(self.reader, self.writer, self.ctx)
+            route, held = await self._opening()
             pool = self.ctx.pools[route]
-            try:
-                up_reader, up_writer, url = await pool.connect(self.ctx.config.max_line_bytes)
-            except NoUpstream as exc:
-                self.ctx.metrics.upstream_reconnects.inc()
-                raise Closed(CloseReason.NO_UPSTREAM, str(exc)) from None
-            self.upstream_writer = up_writer
+            up_reader, url = await self._dial(pool)
             self.session = MinerSession(self.ctx.settings, url)
-            return await self._serve(first, up_reader, pool, url)
+            return await self._serve(held, up_reader, pool, url)
         except Closed as exc:
             return exc
         finally:
             await self._finish()
 
-    async def _serve(self, first: bytes | None, up_reader: asyncio.StreamReader,
+    async def _opening(self) -> tuple[str, list[bytes]]:
+        """Read until the miner asks to mine (opening.py); the route and the lines held."""
+        config = self.ctx.config
+        opening = Opening(max_held=_OPENING_LINES, max_held_bytes=config.max_line_bytes,
+                          max_errors=config.max_protocol_errors)  # fmt: skip
+        try:
+            async with asyncio.timeout(config.handshake_timeout_s):
+                route, line = await preamble(self.reader, self.writer, self.ctx.pools)
+                while True:
+                    if line is not None:
+                        answer = opening.take(line)
+                        if answer is not None:
+                            self._to_miner([answer], durable=False)
+                        if self.miner_gone is not None:
+                            raise self.miner_gone
+                        if opening.dial:
+                            break
+                    line = await read_line(self.reader, Side.MINER)
+        except TimeoutError:
+            raise opening.deadline_passed(config.handshake_timeout_s) from None
+        self.protocol_errors = opening.protocol_errors
+        return route, opening.held
+
+    async def _dial(self, pool: UpstreamPool) -> tuple[asyncio.StreamReader, str]:
+        """Connect to the pool; a failure of this machine's (no file descriptor left) is
+        not the pool's, and marks nothing failed."""
+        try:
+            up_reader, up_writer, url = await pool.connect(self.ctx.config.max_line_bytes)
+        except LocalResources as exc:
+            raise Closed(CloseReason.LOCAL_RESOURCES, str(exc)) from None
+        except NoUpstream as exc:
+            self.ctx.metrics.upstream_reconnects.inc()
+            raise Closed(CloseReason.NO_UPSTREAM, str(exc)) from None
+        self.upstream_writer = up_writer
+        self.miner_seen = self.upstream_seen = time.monotonic()
+        return up_reader, url
+
+    async def _serve(self, held: list[bytes], up_reader: asyncio.StreamReader,
                      pool: UpstreamPool, url: str) -> Closed:  # fmt: skip
-        miner = asyncio.create_task(self._miner_loop(first))
+        miner = asyncio.create_task(self._miner_loop(held))
         upstream = asyncio.create_task(self._upstream_loop(up_reader, pool, url))
         try:
             await asyncio.wait([miner, upstream], return_when=asyncio.FIRST_COMPLETED)
@@ -196,11 +187,11 @@ class MinerConnection:
 
     # -- the miner side -------------------------------------------------------------------
 
-    async def _miner_loop(self, first: bytes | None) -> None:
-        if first is not None:
-            self._from_miner(first)
+    async def _miner_loop(self, held: list[bytes]) -> None:
+        for line in held:  # what came before the pool was dialled, in its order
+            self._from_miner(line)
         while self.miner_gone is None:
-            line = await _read_line(self.reader, Side.MINER)
+            line = await read_line(self.reader, Side.MINER)
             self.miner_seen = time.monotonic()
             if line:
                 self._from_miner(line)
@@ -248,7 +239,7 @@ class MinerConnection:
         assert self.session is not None
         try:
             while True:
-                line = await _read_line(reader, Side.UPSTREAM)
+                line = await read_line(reader, Side.UPSTREAM)
                 self.upstream_seen = time.monotonic()
                 if not line:
                     continue

@@ -61,7 +61,7 @@ class SessionSettings:
     max_submits_per_s: float = 100.0  # per connection, averaged over submit_rate_window
     submit_rate_window: float = 10.0
     max_pending: int = 256  # requests waiting for the pool
-    max_waiting_replies: int = 1024  # answers held back behind an unanswered request
+    max_waiting_replies: int = 256  # answers held back behind an unanswered request
     max_jobs: int = 32
     max_shares_per_job: int = 4096  # solutions remembered per live job, for duplicates
     max_workers: int = 64  # names authorized (or being authorized) on one connection

@@ -8,6 +8,7 @@ it is back. A failed upstream is skipped until its backoff ends; a background pr
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import ssl
 import time
@@ -17,8 +18,17 @@ from urllib.parse import urlsplit
 log = logging.getLogger("stratum_proxy.upstream")
 
 
+# errno values that name a shortage of this machine, never a fault of the peer
+LOCAL_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                          errno.EADDRNOTAVAIL})  # fmt: skip
+
+
 class NoUpstream(Exception):
     """Every upstream of the list is down."""
+
+
+class LocalResources(Exception):
+    """This machine could not open a connection (no file descriptor, buffer or port)."""
 
 
 @dataclass(slots=True)
@@ -60,7 +70,8 @@ class UpstreamPool:
         return ready or sorted(self.urls, key=lambda u: self.health[u].retry_at)
 
     async def connect(self, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
-        """Open a connection to the best upstream; NoUpstream when none answers."""
+        """Open a connection to the best upstream; NoUpstream when none answers,
+        LocalResources when this machine could not try."""
         errors = []
         for url in self.candidates():
             host, port, tls = _target(url)
@@ -71,6 +82,8 @@ class UpstreamPool:
                     self.connect_timeout,
                 )  # fmt: skip
             except (OSError, TimeoutError, ssl.SSLError) as exc:
+                if isinstance(exc, OSError) and exc.errno in LOCAL_ERRNOS:
+                    raise LocalResources(f"connecting to {url}: {exc}") from None
                 self.mark_failed(url, str(exc) or type(exc).__name__)
                 errors.append(f"{url}: {exc or type(exc).__name__}")
                 continue

@@ -37,6 +37,7 @@ def proxy_settings(name: str, spec: StratumPoolSpec) -> dict[str, Any]:
         "max_connections": proxy.max_connections,
         "max_submits_per_s": proxy.max_submits_per_second,
         "submit_rate_window_s": proxy.submit_rate_window_seconds,
+        "max_new_connections_per_ip_per_s": proxy.max_new_connections_per_address_per_second,
         "spool_dir": SPOOL_DIR,
         # the limit counts the writer's dead letters too; the tenth left is the checkpoint's
         # and a segment's slack

@@ -24,11 +24,14 @@ class StatusServer:
         ready: Callable[[], tuple[bool, str]],
         refresh: Callable[[], None] = lambda: None,
         sidecars: Mapping[str, str] | None = None,
+        appendix: Callable[[], bytes] = bytes,
     ) -> None:
         self.registry = registry
         self.ready = ready
         self.refresh = refresh  # brings gauges up to date, so a scrape never reads stale depth
         self.sidecars = dict(sidecars or {})  # name -> host:port of its /metrics
+        # exposition rendered elsewhere, after the registry's (the proxy's per-worker series)
+        self.appendix = appendix
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -51,7 +54,8 @@ class StatusServer:
         if path in (b"/metrics", pod_metrics.PATH):
             with contextlib.suppress(OSError):
                 self.refresh()
-            status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.registry)
+            body = generate_latest(self.registry) + self.appendix()
+            status, ctype = "200 OK", CONTENT_TYPE_LATEST
             if path == pod_metrics.PATH:
                 body = await pod_metrics.merged(body, self.sidecars)
         elif path == b"/healthz":

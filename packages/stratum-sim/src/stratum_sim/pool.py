@@ -99,6 +99,7 @@ class ReferencePool:
         self.faults = Faults()
         self.ledger: list[Verdict] = []
         self.counts: Counter[int | None] = Counter()
+        self.connections = 0  # accepted, ever: what a proxy in front of it has dialled
         self._conns: set[_Conn] = set()
         self._seen: set[tuple[str, ...]] = set()
         self._en1 = itertools.count(1)
@@ -154,6 +155,7 @@ class ReferencePool:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(writer, f"{next(self._en1):08x}")
+        self.connections += 1
         self._conns.add(conn)
         try:
             while True:
