@@ -132,10 +132,13 @@ def test_running_out_of_file_descriptors_marks_no_pool_failed(sim: SimLoop, tmp_
         assert closed and sent == b""
     finally:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
-    metrics = proxy.metrics()
+    local = 'stratum_proxy_disconnects_total{reason="local_resources"}'
+    deadline = time.monotonic() + 10  # the socket closes before the reason is counted
+    while (metrics := proxy.metrics()).get(local, 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert "skipping it for" not in proxy.log.read_text(), "no upstream was marked failed"
     assert metrics.get("stratum_proxy_upstream_failures_total", 0) == 0
-    assert metrics['stratum_proxy_disconnects_total{reason="local_resources"}'] == 1
+    assert metrics[local] == 1
     stats = sim.fleet(proxy.listen_port, miners=3, shares_per_s=30, duration=1.5).result(30)
     assert answers(stats)[None] == sum(s.submitted for s in stats) > 10
     assert primary.connections == 3 and backup.connections == 0

@@ -127,6 +127,9 @@ class MinerConnection:
                         answer = opening.take(line)
                         if answer is not None:
                             self._to_miner([answer], durable=False)
+                        for reason in opening.refused:
+                            self.ctx.metrics.refusal(reason)
+                        opening.refused.clear()
                         if self.miner_gone is not None:
                             raise self.miner_gone
                         if opening.dial:

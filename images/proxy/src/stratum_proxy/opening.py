@@ -9,7 +9,12 @@ from the farm's address. Pure state, no I/O; until then each line is one of:
   instead when requests are already held, so the replies keep their order);
 - ``mining.subscribe`` or ``mining.configure``: dial the pool, then relay what was held
   and this line, in the order they came;
-- any other message: held, at most ``max_held`` of them and ``max_held_bytes`` in all.
+- ``mining.submit`` before anything is held: refused at once, 25 "not subscribed"
+  (admission.py), counted and never stored: no share can be attributed before a
+  subscribe, so holding it would only keep the miner from its answer;
+- any other message: held, at most ``max_held`` of them and ``max_held_bytes`` in all
+  (a submit behind held requests too, so the replies keep their order: the session
+  refuses it in its turn).
 
 The handshake deadline covers the whole opening: a connection that has not asked to mine
 within ``handshake_timeout_s`` of arriving is closed.
@@ -17,15 +22,16 @@ within ``handshake_timeout_s`` of arriving is closed.
 
 from __future__ import annotations
 
+from stratum_proxy.admission import Refusal, Refused
 from stratum_proxy.closing import Closed, CloseReason
-from stratum_proxy.messages import ProtocolError, Request, parse
+from stratum_proxy.messages import ProtocolError, Request, encode_response, parse
 
 DIAL_METHODS = frozenset({"mining.subscribe", "mining.configure"})
 
 
 class Opening:
     __slots__ = ("dial", "held", "held_bytes", "lines", "max_errors", "max_held",
-                 "max_held_bytes", "protocol_errors")  # fmt: skip
+                 "max_held_bytes", "protocol_errors", "refused")  # fmt: skip
 
     def __init__(self, *, max_held: int, max_held_bytes: int, max_errors: int) -> None:
         self.max_held = max_held
@@ -36,6 +42,7 @@ class Opening:
         self.dial = False  # a subscribe or configure came: time to connect to the pool
         self.lines = 0  # complete lines seen, blank ones included
         self.protocol_errors = 0  # answered here, so already spent from the budget
+        self.refused: list[Refusal] = []  # answered here, for the connection to count
 
     def take(self, line: bytes) -> bytes | None:
         """The next line; returns the answer to send the miner now, if any."""
@@ -47,6 +54,9 @@ class Opening:
         except ProtocolError as exc:
             return self._not_stratum(line, exc)
         self.dial = isinstance(msg, Request) and msg.method in DIAL_METHODS
+        if isinstance(msg, Request) and msg.method == "mining.submit" and not self.held:
+            self.refused.append(Refusal.NOT_SUBSCRIBED)
+            return encode_response(msg.id, None, Refused(Refusal.NOT_SUBSCRIBED).error())
         if self.dial:
             self.held.append(line)  # whatever was held before: it asked to mine
         else:
