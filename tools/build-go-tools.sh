@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests need from the Go module proxy, pinned, cached outside
-# the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and Vitess's
+# the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, the node's
+# kubelet, kube-scheduler and kube-proxy (tests/harness/node), and Vitess's
 # vtctld, vtctldclient, vttablet and vtgate (and our vitess-check on its packages), and
 # Prometheus and promtool. Idempotent: a tool whose binary is cached is not rebuilt.
 #
@@ -42,13 +43,17 @@ wrapper() {  # wrapper NAME VERSION PACKAGE...: a module whose tools.go imports 
   echo "$dir"
 }
 
-build_kubernetes() {
-  local tools=(kube-apiserver kube-controller-manager kubectl) need=()
-  for t in "${tools[@]}"; do fresh "$t" "$K8S_VERSION+stamped" || need+=("$t"); done
+# One wrapper module for every Kubernetes command we build, so its go.mod stays the same
+# whichever of them a call needs: the control plane's and the node's.
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+
+build_kubernetes() {  # build_kubernetes COMMAND...: those of K8S_COMMANDS not yet cached
+  local need=()
+  for t in "$@"; do fresh "$t" "$K8S_VERSION+stamped" || need+=("$t"); done
   [ ${#need[@]} -eq 0 ] && return
   log "building ${need[*]} $K8S_VERSION (first time: several minutes)"
   local dir minor
-  dir=$(wrapper kubernetes "$K8S_VERSION" "${tools[@]/#/k8s.io/kubernetes/cmd/}")
+  dir=$(wrapper kubernetes "$K8S_VERSION" "${K8S_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
   minor="v0.${K8S_VERSION#v1.}"
   (
     cd "$dir"
@@ -137,15 +142,17 @@ build_prometheus() {
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes helm vitess prometheus)
+[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes kubernetes-node helm vitess prometheus)
 for w in "${wanted[@]}"; do
   case "$w" in
     etcd) build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
-    kubernetes) build_kubernetes ;;
+    kubernetes) build_kubernetes kube-apiserver kube-controller-manager kubectl ;;
+    # a real node (tests/harness/node): the kubelet, and the scheduler and kube-proxy it needs
+    kubernetes-node) build_kubernetes kubelet kube-scheduler kube-proxy ;;
     helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     vitess) build_vitess ;;
     prometheus) build_prometheus ;;
-    *) log "unknown tool $w (etcd, kubernetes, helm, vitess, prometheus)"; exit 2 ;;
+    *) log "unknown tool $w (etcd, kubernetes, kubernetes-node, helm, vitess, prometheus)"; exit 2 ;;
   esac
 done
 echo "$bin"
