@@ -79,7 +79,7 @@ if ! command -v go >/dev/null 2>&1; then
   echo "provision: Go is needed to build the test control plane (kube-apiserver, etcd, helm)" >&2
   exit 1
 fi
-bash "$here/tools/build-go-tools.sh" etcd kubernetes kubernetes-node helm vitess prometheus >/dev/null
+bash "$here/tools/build-go-tools.sh" etcd kubernetes kubernetes-node local-path coredns helm vitess prometheus >/dev/null
 # the real test node's pause and busybox images, as OCI archives (seconds, then instant)
 bash "$here/tools/build-node-images.sh" >/dev/null
 # MySQL 9.7 for the mysql backend's tests and Vitess's tablets: Debian unstable's, in a
