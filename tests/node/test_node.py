@@ -2,8 +2,10 @@
 containerd and runc in a sandbox of our own pause image, on the node's bridge, in a
 namespace that enforces the ``restricted`` Pod Security profile; from inside it reaches
 a server on the host and the API server (directly and through kube-proxy's
-``kubernetes`` Service); ``kubectl logs`` and ``kubectl exec`` work; and tearing the
-node down leaves nothing of it on the machine.
+``kubernetes`` Service); ``kubectl logs`` and ``kubectl exec`` work; a claim of the
+default StorageClass binds when its pod is scheduled and the pod writes to it; cluster
+DNS resolves a Service's name; and tearing the node down leaves nothing of it on the
+machine.
 """
 
 from __future__ import annotations
@@ -142,6 +144,42 @@ def test_a_restricted_pod_reaches_the_host_and_the_api_server(node: RealNode) ->
 def _logs_with(plane: NodeControlPlane, text: str) -> str | None:
     logs = plane.kubectl("logs", "-n", NAMESPACE, "reach", check=False)
     return logs if text in logs else None
+
+
+def test_a_claim_binds_on_first_use_and_names_resolve(node: RealNode) -> None:
+    """The default StorageClass provisions a claim when its pod is scheduled, the pod
+    writes to it; cluster DNS answers for a Service's name with its ClusterIP."""
+    plane = node.plane
+    assert plane is not None
+    plane.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": "data", "namespace": NAMESPACE},
+                 "spec": {"accessModes": ["ReadWriteOnce"],
+                          "resources": {"requests": {"storage": "16Mi"}}}})  # fmt: skip
+    assert _claim_phase(plane, "data") == "Pending", "bound only once a pod uses it"
+    pod = restricted_pod("claimant", node.images.busybox[0], (
+        "echo kept > /data/file && nslookup kubernetes.default.svc.cluster.local; "
+        "exec sleep 3600"))  # fmt: skip
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    pod["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    plane.apply(pod)
+    plane.kubectl("wait", "-n", NAMESPACE, "pod/claimant", "--for=condition=Ready",
+                  "--timeout=120s")  # fmt: skip
+    assert _claim_phase(plane, "data") == "Bound"
+    claim = plane.get("pvc", "data", NAMESPACE)
+    assert claim is not None and claim["spec"]["storageClassName"] == "local-path"
+    volume = plane.get("pv", claim["spec"]["volumeName"], "")
+    assert volume is not None
+    directory = Path(volume["spec"]["hostPath"]["path"])
+    assert directory.is_relative_to(node.dir)
+    assert (directory / "file").read_text() == "kept\n"
+    logs = plane.wait("the pod's lookup", lambda: plane.kubectl(
+        "logs", "-n", NAMESPACE, "claimant", check=False), 30)  # fmt: skip
+    assert f"Address: {node.network.kubernetes_service_ip}" in logs, logs
+
+
+def _claim_phase(plane: NodeControlPlane, name: str) -> str:
+    claim = plane.get("pvc", name, NAMESPACE)
+    return str((claim or {}).get("status", {}).get("phase", ""))
 
 
 def test_a_second_node_is_refused_while_one_is_up(node: RealNode) -> None:

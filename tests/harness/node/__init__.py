@@ -3,13 +3,16 @@
 ``RealNode()`` brings up, on free ports and in temporary directories, a control plane of
 its own (``plane``: etcd, API server, controller manager, scheduler), a bridge whose
 gateway is the node's address (``network``), containerd with the node's pause and
-busybox images imported (``images``), the kubelet (a node ``name`` that is Ready when
-the constructor returns) and kube-proxy. Pods get an address on the bridge and reach
-the host's gateway address and, through kube-proxy, the ``kubernetes`` Service.
+busybox images imported (``images``), cluster DNS (CoreDNS on the host, at the gateway:
+``dns``), the kubelet (a node ``name`` that is Ready when the constructor returns),
+kube-proxy, and the default StorageClass's provisioner (``storage``). Pods get an
+address on the bridge and reach the host's gateway address and, through kube-proxy,
+the ``kubernetes`` Service; names under ``cluster.local`` resolve; claims bind on first
+use.
 
-``stop()`` deletes the pods, stops everything, and puts the machine back as it was
-(``harness.node.host``): no process, mount, link, rule, sysctl or file of the node's
-is left. One node at a time per machine.
+``stop()`` stops the controllers, deletes the pods, stops everything, and puts the
+machine back as it was (``harness.node.host``): no process, mount, link, rule, sysctl
+or file of the node's is left. One node at a time per machine.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ import secrets
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from harness.databases import ServerUnavailable, free_port
+from harness.go_tools import tools_bin
+from harness.node.dns import coredns_argv, corefile
 from harness.node.host import (
     HostState,
     NodeLock,
@@ -55,6 +61,7 @@ from harness.node.runtime import (
     running_tasks,
     socket_path,
 )
+from harness.node.storage import LocalPathStorage
 from harness.process_group import ProcessGroup
 
 
@@ -83,9 +90,11 @@ class RealNode(ProcessGroup):
         self.plane = NodeControlPlane(self.network, self.name)
         self._make_cgroup_root()
         self._start_containerd()
+        self._start_dns(self.plane)
         self._start_kubelet(self.plane)
         self._start_kube_proxy(self.plane)
         self._wait_node_ready(self.plane, 120)
+        self._start_storage(self.plane)
 
     def _make_cgroup_root(self) -> None:
         """The kubelet's cgroup root, in every hierarchy (cgroup v1, and v2's ``unified``
@@ -115,6 +124,33 @@ class RealNode(ProcessGroup):
             time.sleep(0.1)
         for _, archive in (self.images.pause, self.images.busybox):
             ctr(root, "images", "import", str(archive))
+
+    def _start_dns(self, plane: NodeControlPlane) -> None:
+        """CoreDNS at the node's address, serving once it has read the cluster's Services."""
+        ready_port = free_port()
+        path = self.dir / "Corefile"
+        path.write_text(corefile(self.network, plane.kubeconfig, ready_port))
+        self._spawn("coredns", coredns_argv(tools_bin("coredns"), path))
+        plane.wait("CoreDNS ready", lambda: self._answers(f"http://127.0.0.1:{ready_port}/ready"),
+                   timeout=60)  # fmt: skip
+
+    def _answers(self, url: str) -> bool:
+        if self.procs[-1].poll() is not None:
+            raise ServerUnavailable(f"coredns exited: {self.logs()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def _start_storage(self, plane: NodeControlPlane) -> None:
+        """The local-path provisioner and its default StorageClass; claims' directories
+        under the node's directory."""
+        self.storage = LocalPathStorage(self.dir / "volumes", self.images.busybox[0])
+        for manifest in self.storage.manifests():
+            plane.apply(manifest)
+        self._spawn("local-path-provisioner",
+                    self.storage.argv(tools_bin("local-path"), plane.kubeconfig))  # fmt: skip
 
     def _start_kubelet(self, plane: NodeControlPlane) -> None:
         paths = KubeletPaths(
@@ -167,6 +203,7 @@ class RealNode(ProcessGroup):
             return
         self.stopped = True
         if self.plane is not None:
+            self.plane.stop_controllers()
             self._delete_pods(self.plane, 30)
         for proc in reversed(self.procs):  # kube-proxy, the kubelet, then containerd
             with contextlib.suppress(ProcessLookupError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.node.dns import CLUSTER_DOMAIN
 from harness.node.network import NodeNetwork
 
 
@@ -52,6 +53,8 @@ def kubelet_config(paths: KubeletPaths, network: NodeNetwork, port: int,
         "podLogsDirectory": str(paths.pod_logs),
         "volumePluginDir": str(paths.volume_plugins),
         "podCIDR": str(network.pod_cidr),
+        "clusterDNS": [network.gateway],  # CoreDNS on the host (harness.node.dns)
+        "clusterDomain": CLUSTER_DOMAIN,
         "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
                          "nodefs.inodesFree": "1%", "imagefs.available": "1%",
                          "imagefs.inodesFree": "1%"},

@@ -10,7 +10,10 @@ the API server reaches the kubelet with a client certificate the kubelet trusts.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,7 @@ class NodeControlPlane(ControlPlane):
             str(self.bin / "kube-scheduler"), f"--kubeconfig={self.kubeconfig_of(SCHEDULER)}",
             "--leader-elect=false", "--secure-port=0",
         ])  # fmt: skip
+        self.controllers = self.procs[-2:]  # the controller manager and the scheduler
 
     def _apiserver_argv(self, etcd_port: int) -> list[str]:
         d, gateway = self.dir, self.network.gateway
@@ -124,6 +128,14 @@ class NodeControlPlane(ControlPlane):
                  "-CA", str(d / "kubelet-ca.crt"), "-CAkey", str(d / "kubelet-ca.key"),
                  "-CAcreateserial", "-out", str(d / "kubelet-client.crt"))  # fmt: skip
         return d / "kubelet-ca.crt"
+
+    def stop_controllers(self) -> None:
+        """The controller manager and the scheduler stopped: no controller replaces a pod
+        deleted from now on (a StatefulSet's, a Deployment's), so the node can empty."""
+        for proc in self.controllers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
     # -- identities -------------------------------------------------------------------
 
