@@ -4,8 +4,10 @@
 # tools/node/pause.c, gcc -static) and a busybox image (Debian's busybox-static), for
 # pods that run a shell. A node can't pull: its containerd imports these archives.
 # Idempotent: an archive is named by a hash of what it is built from, so an edit rebuilds.
+# Given IMAGEs (ours, in buildah's storage from tools/build-images.sh), it archives those
+# too, each named by its image ID, for a node to import instead of pulling.
 #
-#   tools/build-node-images.sh   (prints "image-name archive-path" per image, last)
+#   tools/build-node-images.sh [IMAGE...]   (prints "image-name archive-path" per image, last)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -69,3 +71,19 @@ if [ ! -s "$(archive_of busybox "$busybox_tag")" ]; then
   done
 fi
 pack busybox "$busybox_tag" "$work/busybox" 65534:65534 '["/bin/sh"]'
+
+# the images named on the command line, as they are in buildah's storage
+for image in "$@"; do
+  id=$(buildah inspect --type image --format '{{.FromImageID}}' "$image")
+  component=${image##*/}
+  component=${component%%:*}
+  archive="$cache/$component-${id:0:12}.tar"
+  if [ ! -s "$archive" ]; then
+    log "archiving $image"
+    rm -f "$archive.tmp"
+    buildah push --quiet "$image" "oci-archive:$archive.tmp:$image" >/dev/null
+    mv "$archive.tmp" "$archive"
+    find "$cache" -maxdepth 1 -name "$component-*.tar" ! -name "$(basename "$archive")" -delete
+  fi
+  echo "$image $archive"
+done

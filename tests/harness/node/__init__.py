@@ -8,7 +8,7 @@ busybox images imported (``images``), cluster DNS (CoreDNS on the host, at the g
 kube-proxy, and the default StorageClass's provisioner (``storage``). Pods get an
 address on the bridge and reach the host's gateway address and, through kube-proxy,
 the ``kubernetes`` Service; names under ``cluster.local`` resolve; claims bind on first
-use.
+use. ``import_images`` adds our own images (a node here can't pull).
 
 ``stop()`` stops the controllers, deletes the pods, stops everything, and puts the
 machine back as it was (``harness.node.host``): no process, mount, link, rule, sysctl
@@ -169,6 +169,13 @@ class RealNode(ProcessGroup):
             plane.kubeconfig_of(KUBE_PROXY), self.network, self.name, free_port(),
             free_port())))  # fmt: skip
         self._spawn("kube-proxy", [str(plane.bin / "kube-proxy"), f"--config={config}"])
+
+    def import_images(self, archives: list[Path]) -> None:
+        """Images a pod of ours runs, imported where the kubelet finds them (containerd's
+        ``k8s.io`` namespace): a node here can't pull. Image GC never removes them: its
+        high threshold is 100% (``kubelet_config``)."""
+        for archive in archives:
+            ctr(self.runtime_root, "images", "import", str(archive))
 
     def kube_proxy_synced(self) -> bool:
         """kube-proxy has written its rules for the ``kubernetes`` Service, so pods that

@@ -26,16 +26,23 @@ class NodeImages:
     busybox: tuple[str, Path]
 
 
-def build_node_images() -> NodeImages:
-    """The pause and busybox images, built (or found cached) by provisioning's script."""
-    out = subprocess.run(["bash", str(ROOT / "tools" / "build-node-images.sh")],
-                         capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+def archive_images(*images: str) -> dict[str, tuple[str, Path]]:
+    """The node's own images (pause, busybox), built or found cached by provisioning's
+    script, and ``images`` from buildah's storage archived by it: each image's short name
+    (``pause``, ``stratum-proxy``) -> (image name, OCI archive)."""
+    out = subprocess.run(["bash", str(ROOT / "tools" / "build-node-images.sh"), *images],
+                         capture_output=True, text=True, check=False, timeout=900)  # fmt: skip
     if out.returncode != 0:
         raise ServerUnavailable(f"building the node's images failed: {out.stderr[-3000:]}")
     built = {}
     for line in out.stdout.strip().splitlines():
         name, archive = line.split(" ", 1)
         built[name.split("/")[-1].split(":")[0]] = (name, Path(archive))
+    return built
+
+
+def build_node_images() -> NodeImages:
+    built = archive_images()
     return NodeImages(pause=built["pause"], busybox=built["busybox"])
 
 
