@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -324,6 +325,18 @@ class Database:
 
     def scalar(self, sql: str) -> int:
         return int(float(self.query(sql) or 0))
+
+
+def sqlite_query(path: Path) -> Callable[[str], str]:
+    """A SQLite file's query function for ``Database``: rows tab-separated, as the
+    servers' clients print them."""
+
+    def query(sql: str) -> str:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(sql).fetchall()
+        return "\n".join("\t".join("" if v is None else str(v) for v in r) for r in rows)
+
+    return query
 
 
 def db_verdicts(db: Database, where: str = "TRUE") -> Counter[int | None]:
