@@ -6,8 +6,10 @@ migration Job's pod and its StatefulSet's pods on claims the local-path provisio
 binds, in a namespace that enforces the ``restricted`` Pod Security profile; miners
 mine through the pool's NodePort (kube-proxy); the database holds every share they were
 told of, once; and what a person reads (``kubectl stratum status``, ``kubectl get sp``,
-``kubectl logs``, ``kubectl describe``) says so. ``helm test`` passes on the node, and a
-``backend: sqlite`` pool runs as one pod writing its database on its claim. One node for
+``kubectl logs``, ``kubectl describe``) says so. A pod deleted while the database is down
+(the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
+share a miner was told of. ``helm test`` passes on the node, and a ``backend: sqlite``
+pool runs as one pod writing its database on its claim. One node for
 the module: it takes seconds to start, our images seconds to import.
 """
 
@@ -18,7 +20,10 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +33,13 @@ from harness.databases import Database, PodAccess, PostgresServer, db_verdicts, 
 from harness.images import build_images
 from harness.kubernetes import ROOT
 from harness.node import RealNode
+from harness.node.host import HostState, leftovers
 from harness.node.plane import NodeControlPlane
 from harness.node.runtime import archive_images
 from harness.sim import SimLoop, answers
 from harness.stratum_pools import jobs, pool, proxy_pods, secret, status
 from stratum_operator.builders import naming
+from stratum_sim.miners import Behaviour
 
 CHART = ROOT / "charts" / "stratum-operator"
 RELEASE = "stratum-operator"
@@ -74,12 +81,16 @@ def product_archives() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def node(product_archives: list[Path]) -> Iterator[RealNode]:
+    """The module's node; when it stops, nothing of it (nor of our pods, their claims,
+    the helper pods') is left on the machine."""
+    before = HostState.take()
     real = RealNode()
     try:
         real.import_images(product_archives)
         yield real
     finally:
         real.stop()
+    assert leftovers(before, HostState.take((real.dir,))) == []
 
 
 @pytest.fixture(scope="module")
@@ -100,20 +111,48 @@ def postgres(node: RealNode) -> Iterator[PostgresServer]:
     server.destroy()
 
 
-def test_the_first_five_minutes_of_a_pool_operator(
-    plane: NodeControlPlane, node: RealNode, postgres: PostgresServer, sim: SimLoop
-) -> None:
-    gateway = node.network.gateway
+@pytest.fixture(scope="module")
+def sim_loop() -> Iterator[SimLoop]:
+    """A reference pool and miners that outlive a test, as the module's pool does."""
+    loop = SimLoop()
+    yield loop
+    loop.close()
+
+
+@dataclass(frozen=True)
+class RunningPool:
+    upstream: str
+    node_port: int  # the pool's Service, at the node's address
+    db: Database
+
+
+@pytest.fixture(scope="module")
+def first_pool(
+    plane: NodeControlPlane, node: RealNode, postgres: PostgresServer, sim_loop: SimLoop
+) -> RunningPool:
+    """What a pool operator applies first: a restricted namespace, the database's Secret,
+    a StratumPool of two proxies behind a NodePort; Ready once its pods are."""
     plane.apply(restricted_namespace(NAMESPACE))
     postgres.create_database("shares")
     plane.apply(secret(NAMESPACE, postgres.url_for_pods("shares")))
-    _, upstream = sim.pool(host=gateway)
+    _, upstream = sim_loop.pool(host=node.network.gateway)
+    # a grace of 25 s, not 60: a pod deleted while the database is down spends all of it
+    # (the writer drains until grace minus 5 s, in vain), and the test waits it out
     plane.apply(pool("first", NAMESPACE, upstreams=[upstream],
                      proxy={"replicas": 2, "serviceType": "NodePort"},
+                     podTemplate={"terminationGracePeriodSeconds": 25},
                      retention={"enabled": False}))  # fmt: skip
     plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
                timeout=300)  # fmt: skip
+    service = plane.get("service", naming.service_name("first"), NAMESPACE)
+    assert service is not None
+    db = Database("postgres", postgres.url("shares"), lambda q: postgres.psql(q, "shares"))
+    return RunningPool(upstream, service["spec"]["ports"][0]["nodePort"], db)
 
+
+def test_the_first_five_minutes_of_a_pool_operator(
+    plane: NodeControlPlane, node: RealNode, first_pool: RunningPool, sim_loop: SimLoop
+) -> None:
     # the migration Job's pod ran in the kubelet, and the pods' claims were provisioned
     migration = jobs(plane, NAMESPACE, "migration")
     assert [j["status"].get("succeeded") for j in migration] == [1]
@@ -124,22 +163,71 @@ def test_the_first_five_minutes_of_a_pool_operator(
         ("Bound", "local-path")}  # fmt: skip
 
     # miners at the node's address, through the Service's NodePort
-    service = plane.get("service", naming.service_name("first"), NAMESPACE)
-    assert service is not None
-    node_port = service["spec"]["ports"][0]["nodePort"]
-    stats = sim.fleet(node_port, miners=8, shares_per_s=40, duration=6, host=gateway).result(90)
+    db = first_pool.db
+    before, verdicts_before = db.scalar("SELECT count(*) FROM share_events"), db_verdicts(db)
+    stats = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=6,
+                           host=node.network.gateway).result(90)  # fmt: skip
     heard = answers(stats)
     submitted = sum(s.submitted for s in stats)
     assert submitted > 100 and sum(heard.values()) == submitted, "every submit got an answer"
 
-    db = Database("postgres", postgres.url("shares"), lambda q: postgres.psql(q, "shares"))
     plane.wait("every share stored", lambda: db.scalar("SELECT count(*) FROM share_events")
-               >= submitted, timeout=120)  # fmt: skip
-    assert db.scalar("SELECT count(*) FROM share_events") == submitted
-    assert db.scalar("SELECT count(DISTINCT share_id) FROM share_events") == submitted
-    assert db_verdicts(db) == heard, "the database says what the miners were told"
+               >= before + submitted, timeout=120)  # fmt: skip
+    assert db.scalar("SELECT count(*) FROM share_events") == before + submitted
+    assert db.scalar("SELECT count(DISTINCT share_id) FROM share_events") == before + submitted
+    assert db_verdicts(db) - verdicts_before == heard, "the database says what miners were told"
 
-    _tools_tell_the_truth(plane, upstream)
+    _tools_tell_the_truth(plane, first_pool.upstream)
+
+
+def test_a_pod_deleted_during_a_database_outage_loses_and_doubles_nothing(
+    plane: NodeControlPlane, node: RealNode, postgres: PostgresServer, first_pool: RunningPool,
+    sim_loop: SimLoop,
+) -> None:  # fmt: skip
+    """The kubelet's SIGTERM and grace while the database is down, the replacement pod on
+    the same claim, then the database back: every share a miner was told of is stored
+    once, with what it was told."""
+    name = f"{naming.proxy_name('first')}-0"
+    old = plane.get("pod", name, NAMESPACE)
+    assert old is not None
+    fleet = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=30,
+                           behaviour=Behaviour(keep_heard=True), host=node.network.gateway)  # fmt: skip
+    time.sleep(3)
+    postgres.kill()  # the outage: each pod's spool is the queue now
+    time.sleep(2)
+    plane.kubectl("delete", "pod", name, "-n", NAMESPACE, "--timeout=120s")
+    new = plane.wait("the replacement pod running", lambda: _replaced(plane, name, old), 120)
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in new["spec"]["volumes"]
+              if "persistentVolumeClaim" in v]  # fmt: skip
+    assert claims == [f"spool-{name}"], "the replacement mounts the same claim"
+    postgres.start()
+    stats = fleet.result(120)
+
+    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
+    assert len(told) > 400, f"only {len(told)} shares answered: the fleet stalled"
+    assert sum(s.disconnects for s in stats) > 0, "the deleted pod's miners were moved"
+    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
+    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
+        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    plane.kubectl("wait", "-n", NAMESPACE, f"pod/{name}", "--for=condition=Ready",
+                  "--timeout=120s")  # fmt: skip
+
+
+def _replaced(plane: NodeControlPlane, name: str, old: dict[str, Any]) -> dict[str, Any] | None:
+    pod = plane.get("pod", name, NAMESPACE)
+    if pod is None or pod["metadata"]["uid"] == old["metadata"]["uid"]:
+        return None
+    statuses = pod.get("status", {}).get("containerStatuses", [])
+    return pod if statuses and all("running" in c["state"] for c in statuses) else None
+
+
+def _not_stored_once(db: Database, told: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The told shares (job, extranonce1, extranonce2, ntime, nonce, code) not stored
+    exactly once with that code (0: accepted)."""
+    rows = db.query("SELECT job_id, extranonce1, extranonce2, ntime, nonce, "
+                    "coalesce(error_code, 0) FROM share_events")  # fmt: skip
+    stored = Counter(tuple(line.split("|")) for line in rows.splitlines())
+    return [share for share in told if stored[share] != 1]
 
 
 def test_helm_test_passes_on_the_node(plane: NodeControlPlane) -> None:
