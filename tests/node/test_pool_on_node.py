@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,7 @@ def _replaced(plane: NodeControlPlane, name: str, old: dict[str, Any]) -> dict[s
     return pod if statuses and all("running" in c["state"] for c in statuses) else None
 
 
-def _not_stored_once(db: Database, told: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+def _not_stored_once(db: Database, told: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """The told shares (job, extranonce1, extranonce2, ntime, nonce, code) not stored
     exactly once with that code (0: accepted)."""
     rows = db.query("SELECT job_id, extranonce1, extranonce2, ntime, nonce, "
