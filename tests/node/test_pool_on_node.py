@@ -8,9 +8,10 @@ mine through the pool's NodePort (kube-proxy); the database holds every share th
 told of, once; and what a person reads (``kubectl stratum status``, ``kubectl get sp``,
 ``kubectl logs``, ``kubectl describe``) says so. A pod deleted while the database is down
 (the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
-share a miner was told of. ``helm test`` passes on the node, and a ``backend: sqlite``
-pool runs as one pod writing its database on its claim. One node for
-the module: it takes seconds to start, our images seconds to import.
+share a miner was told of, nor do containers the runtime kills behind the kubelet's
+back. ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
+writing its database on its claim. One node for the module: it takes seconds to start,
+our images seconds to import.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from harness.kubernetes import ROOT
 from harness.node import RealNode
 from harness.node.host import HostState, leftovers
 from harness.node.plane import NodeControlPlane
-from harness.node.runtime import archive_images
+from harness.node.runtime import archive_images, ctr
 from harness.sim import SimLoop, answers
 from harness.stratum_pools import jobs, pool, proxy_pods, secret, status
 from stratum_operator.builders import naming
@@ -211,6 +212,38 @@ def test_a_pod_deleted_during_a_database_outage_loses_and_doubles_nothing(
         "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
     plane.kubectl("wait", "-n", NAMESPACE, f"pod/{name}", "--for=condition=Ready",
                   "--timeout=120s")  # fmt: skip
+
+
+def test_containers_killed_by_the_runtime_are_restarted_and_lose_nothing(
+    plane: NodeControlPlane, node: RealNode, first_pool: RunningPool, sim_loop: SimLoop
+) -> None:
+    """A pod's proxy and writer killed under load by the runtime itself (SIGKILL through
+    containerd, behind Kubernetes' back): the kubelet restarts both in the same pod, and
+    every share a miner was told of is stored once, with what it was told."""
+    name = f"{naming.proxy_name('first')}-1"
+    before = _container_statuses(plane, name)
+    fleet = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=12,
+                           behaviour=Behaviour(keep_heard=True), host=node.network.gateway)  # fmt: skip
+    time.sleep(3)
+    for status_ in before.values():
+        ctr(node.runtime_root, "tasks", "kill", "--signal", "SIGKILL",
+            status_["containerID"].split("://", 1)[1])  # fmt: skip
+    plane.wait("both containers restarted and ready", lambda: all(
+        now["restartCount"] > before[c]["restartCount"] and now["ready"]
+        for c, now in _container_statuses(plane, name).items()), 120)  # fmt: skip
+    stats = fleet.result(120)
+
+    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
+    assert len(told) > 200, f"only {len(told)} shares answered: the fleet stalled"
+    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
+    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
+        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+
+
+def _container_statuses(plane: NodeControlPlane, pod: str) -> dict[str, dict[str, Any]]:
+    found = plane.get("pod", pod, NAMESPACE)
+    assert found is not None
+    return {c["name"]: c for c in found["status"]["containerStatuses"]}
 
 
 def _replaced(plane: NodeControlPlane, name: str, old: dict[str, Any]) -> dict[str, Any] | None:
