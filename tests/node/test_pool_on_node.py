@@ -9,7 +9,7 @@ told of, once; and what a person reads (``kubectl stratum status``, ``kubectl ge
 ``kubectl logs``, ``kubectl describe``) says so. A pod deleted while the database is down
 (the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
 share a miner was told of, nor do containers the runtime kills behind the kubelet's
-back. ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
+back, nor a rolling update of the proxy's image under load. ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
 writing its database on its claim. One node for the module: it takes seconds to start,
 our images seconds to import.
 """
@@ -40,6 +40,7 @@ from harness.node.runtime import archive_images, ctr
 from harness.sim import SimLoop, answers
 from harness.stratum_pools import jobs, pool, proxy_pods, secret, status
 from stratum_operator.builders import naming
+from stratum_operator.spec import default_image
 from stratum_sim.miners import Behaviour
 
 CHART = ROOT / "charts" / "stratum-operator"
@@ -238,6 +239,42 @@ def test_containers_killed_by_the_runtime_are_restarted_and_lose_nothing(
     plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
     assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
         "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+
+
+def test_a_rolling_update_of_the_image_under_load_loses_nothing(
+    plane: NodeControlPlane, node: RealNode, first_pool: RunningPool, sim_loop: SimLoop
+) -> None:
+    """A new proxy image (our image under a second tag) rolled out while miners mine: the
+    pods are replaced one at a time, their miners told to reconnect, and every share a
+    miner was told of is stored once, with what it was told."""
+    rolled = f"{default_image('proxy')}-rolled"
+    ctr(node.runtime_root, "images", "tag", "--force", default_image("proxy"), rolled)
+    fleet = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=40,
+                           behaviour=Behaviour(keep_heard=True), host=node.network.gateway)  # fmt: skip
+    time.sleep(3)
+    plane.kubectl("patch", "stratumpool", "first", "-n", NAMESPACE, "--type=merge", "-p",
+                  json.dumps({"spec": {"proxy": {"image": rolled}}}))  # fmt: skip
+    plane.wait("the new image rolled out", lambda: _all_ready_on(plane, rolled), 180)
+    stats = fleet.result(120)
+
+    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
+    assert len(told) > 600, f"only {len(told)} shares answered: the fleet stalled"
+    assert sum(s.disconnects for s in stats) > 0, "the replaced pods' miners were moved"
+    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
+    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
+        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
+               timeout=60)  # fmt: skip
+
+
+def _all_ready_on(plane: NodeControlPlane, image: str) -> bool:
+    """Both proxy pods made from the template with ``image`` (what the runtime reports
+    is the image's first tag, the same image under the old name), every container ready."""
+    pods = proxy_pods(plane, "first", NAMESPACE)
+    images = {c["image"] for p in pods for c in p["spec"]["containers"] if c["name"] == "proxy"}
+    statuses = [c for p in pods for c in p.get("status", {}).get("containerStatuses", [])]
+    return len(pods) == 2 and images == {image} and len(statuses) == 4 and all(
+        c["ready"] for c in statuses)  # fmt: skip
 
 
 def _container_statuses(plane: NodeControlPlane, pod: str) -> dict[str, dict[str, Any]]:
