@@ -9,7 +9,8 @@ told of, once; and what a person reads (``kubectl stratum status``, ``kubectl ge
 ``kubectl logs``, ``kubectl describe``) says so. A pod deleted while the database is down
 (the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
 share a miner was told of, nor do containers the runtime kills behind the kubelet's
-back, nor a rolling update of the proxy's image under load. ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
+back, nor a rolling update of the proxy's image under load, nor a scale-in during an
+outage (the drain Job a real pod on the orphaned claim). ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
 writing its database on its claim. One node for the module: it takes seconds to start,
 our images seconds to import.
 """
@@ -38,7 +39,7 @@ from harness.node.host import HostState, leftovers
 from harness.node.plane import NodeControlPlane
 from harness.node.runtime import archive_images, ctr
 from harness.sim import SimLoop, answers
-from harness.stratum_pools import jobs, pool, proxy_pods, secret, status
+from harness.stratum_pools import job_pods, jobs, pool, proxy_pods, said, secret, status
 from stratum_operator.builders import naming
 from stratum_operator.spec import default_image
 from stratum_sim.miners import Behaviour
@@ -265,6 +266,50 @@ def test_a_rolling_update_of_the_image_under_load_loses_nothing(
         "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
     plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
                timeout=60)  # fmt: skip
+
+
+def test_scale_in_during_an_outage_drains_the_claim_in_a_real_pod(
+    plane: NodeControlPlane, node: RealNode, postgres: PostgresServer, first_pool: RunningPool,
+    sim_loop: SimLoop,
+) -> None:  # fmt: skip
+    """Scale-in while the database is down (issue 24, scenario 4): the pod goes, its claim
+    stays, with what the pod could not store; the drain Job's pod waits the outage out
+    on that claim, stores it when the database is back, and only then is the claim (and
+    its volume) deleted. Run after the other tests of the pool: it leaves one proxy."""
+    fleet = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=8,
+                           behaviour=Behaviour(keep_heard=True), host=node.network.gateway)  # fmt: skip
+    time.sleep(2)
+    postgres.kill()  # the outage: the last shares wait in the spools
+    stats = fleet.result(120)
+    leaving = f"spool-{naming.proxy_name('first')}-1"
+    volume = (plane.get("pvc", leaving, NAMESPACE) or {})["spec"]["volumeName"]
+    plane.kubectl("patch", "stratumpool", "first", "-n", NAMESPACE, "--type=merge", "-p",
+                  json.dumps({"spec": {"proxy": {"replicas": 1}}}))  # fmt: skip
+    drain = plane.wait("the drain Job's pod running", lambda: [
+        p for p in job_pods(plane, NAMESPACE, _drain_job(plane)) if p["status"].get("phase")
+        == "Running"], 120)[0]  # fmt: skip
+    (mounted,) = [v["persistentVolumeClaim"]["claimName"] for v in drain["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v]  # fmt: skip
+    assert mounted == leaving
+    time.sleep(5)  # the database still down: the claim stays, its drain waiting
+    assert plane.get("pvc", leaving, NAMESPACE) is not None
+    postgres.start()
+    plane.wait("the drained claim deleted", lambda: plane.get("pvc", leaving, NAMESPACE) is None,
+               180)  # fmt: skip
+    (succeeded,) = said(plane, NAMESPACE, "DrainSucceeded")
+    assert f"{leaving} drained" in succeeded["message"], succeeded
+    plane.wait("its volume deleted", lambda: plane.get("pv", volume, "") is None, 60)
+
+    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
+    assert len(told) > 100, f"only {len(told)} shares answered: the fleet stalled"
+    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
+    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
+        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+
+
+def _drain_job(plane: NodeControlPlane) -> str:
+    found = jobs(plane, NAMESPACE, "drain")
+    return str(found[0]["metadata"]["name"]) if found else "none-yet"
 
 
 def _all_ready_on(plane: NodeControlPlane, image: str) -> bool:
