@@ -10,21 +10,17 @@ told of, once; and what a person reads (``kubectl stratum status``, ``kubectl ge
 (the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
 share a miner was told of, nor do containers the runtime kills behind the kubelet's
 back, nor a rolling update of the proxy's image under load, nor a scale-in during an
-outage (the drain Job a real pod on the orphaned claim). ``helm test`` passes on the node, and a ``backend: sqlite`` pool runs as one pod
-writing its database on its claim. One node for the module: it takes seconds to start,
-our images seconds to import.
+outage (the drain Job a real pod on the orphaned claim). ``helm test`` passes on the
+node, and a ``backend: sqlite`` pool runs as one pod writing its database on its claim.
+One node for the module: it takes seconds to start, our images seconds to import.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +28,18 @@ from typing import Any
 import pytest
 
 from harness.databases import Database, PodAccess, PostgresServer, db_verdicts, sqlite_query
-from harness.images import build_images
 from harness.kubernetes import ROOT
 from harness.node import RealNode
 from harness.node.host import HostState, leftovers
 from harness.node.plane import NodeControlPlane
-from harness.node.runtime import archive_images, ctr
+from harness.node.product import (
+    assert_told_stored_once,
+    helm,
+    kubectl_stratum,
+    product_image_archives,
+    restricted_namespace,
+)
+from harness.node.runtime import ctr
 from harness.sim import SimLoop, answers
 from harness.stratum_pools import job_pods, jobs, pool, proxy_pods, said, secret, status
 from stratum_operator.builders import naming
@@ -51,45 +53,15 @@ NAMESPACE = "miners"
 SQLITE_NAMESPACE = "lite"
 
 
-def restricted_namespace(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}  # fmt: skip
-
-
-def helm(plane: NodeControlPlane, *args: str) -> str:
-    out = subprocess.run([str(plane.bin / "helm"), *args, "--kubeconfig", str(plane.kubeconfig)],
-                         capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
-    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}{out.stderr}"
-    return out.stdout
-
-
-def kubectl_stratum(plane: NodeControlPlane, *args: str) -> str:
-    """As a person types it: kubectl finds kubectl-stratum on PATH and runs it."""
-    path = os.pathsep.join([str(Path(sys.executable).parent), str(plane.bin), os.environ["PATH"]])
-    env = {**os.environ, "PATH": path, "KUBECONFIG": str(plane.kubeconfig)}
-    out = subprocess.run(["kubectl", "stratum", *args], env=env, capture_output=True, text=True,
-                         timeout=120, check=False)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 @pytest.fixture(scope="module")
-def product_archives() -> list[Path]:
-    """Our proxy, writer and operator images (``make images``), as archives a node imports;
-    built before the node starts, which may take minutes the first time."""
-    built = build_images()
-    archived = archive_images(*built.values())
-    return [archived[image.split("/")[-1].split(":")[0]][1] for image in built.values()]
-
-
-@pytest.fixture(scope="module")
-def node(product_archives: list[Path]) -> Iterator[RealNode]:
-    """The module's node; when it stops, nothing of it (nor of our pods, their claims,
-    the helper pods') is left on the machine."""
+def node() -> Iterator[RealNode]:
+    """The module's node with our images; when it stops, nothing of it (nor of our pods,
+    their claims, the helper pods') is left on the machine."""
+    archives = product_image_archives()  # before the node: minutes the first time
     before = HostState.take()
     real = RealNode()
     try:
-        real.import_images(product_archives)
+        real.import_images(archives)
         yield real
     finally:
         real.stop()
@@ -206,12 +178,8 @@ def test_a_pod_deleted_during_a_database_outage_loses_and_doubles_nothing(
     postgres.start()
     stats = fleet.result(120)
 
-    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
-    assert len(told) > 400, f"only {len(told)} shares answered: the fleet stalled"
     assert sum(s.disconnects for s in stats) > 0, "the deleted pod's miners were moved"
-    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
-    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
-        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    assert_told_stored_once(plane, first_pool.db, stats, at_least=400)
     plane.kubectl("wait", "-n", NAMESPACE, f"pod/{name}", "--for=condition=Ready",
                   "--timeout=120s")  # fmt: skip
 
@@ -235,11 +203,7 @@ def test_containers_killed_by_the_runtime_are_restarted_and_lose_nothing(
         for c, now in _container_statuses(plane, name).items()), 120)  # fmt: skip
     stats = fleet.result(120)
 
-    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
-    assert len(told) > 200, f"only {len(told)} shares answered: the fleet stalled"
-    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
-    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
-        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    assert_told_stored_once(plane, first_pool.db, stats, at_least=200)
 
 
 def test_a_rolling_update_of_the_image_under_load_loses_nothing(
@@ -258,12 +222,8 @@ def test_a_rolling_update_of_the_image_under_load_loses_nothing(
     plane.wait("the new image rolled out", lambda: _all_ready_on(plane, rolled), 180)
     stats = fleet.result(120)
 
-    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
-    assert len(told) > 600, f"only {len(told)} shares answered: the fleet stalled"
     assert sum(s.disconnects for s in stats) > 0, "the replaced pods' miners were moved"
-    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
-    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
-        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    assert_told_stored_once(plane, first_pool.db, stats, at_least=600)
     plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
                timeout=60)  # fmt: skip
 
@@ -300,11 +260,7 @@ def test_scale_in_during_an_outage_drains_the_claim_in_a_real_pod(
     assert f"{leaving} drained" in succeeded["message"], succeeded
     plane.wait("its volume deleted", lambda: plane.get("pv", volume, "") is None, 60)
 
-    told = [(*h[:5], str(h[5] or 0)) for s in stats for h in s.heard]
-    assert len(told) > 100, f"only {len(told)} shares answered: the fleet stalled"
-    plane.wait("every told share stored", lambda: not _not_stored_once(first_pool.db, told), 120)
-    assert first_pool.db.scalar("SELECT count(*) FROM share_events") == first_pool.db.scalar(
-        "SELECT count(DISTINCT share_id) FROM share_events"), "a share stored twice"  # fmt: skip
+    assert_told_stored_once(plane, first_pool.db, stats, at_least=100)
 
 
 def _drain_job(plane: NodeControlPlane) -> str:
@@ -334,15 +290,6 @@ def _replaced(plane: NodeControlPlane, name: str, old: dict[str, Any]) -> dict[s
         return None
     statuses = pod.get("status", {}).get("containerStatuses", [])
     return pod if statuses and all("running" in c["state"] for c in statuses) else None
-
-
-def _not_stored_once(db: Database, told: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """The told shares (job, extranonce1, extranonce2, ntime, nonce, code) not stored
-    exactly once with that code (0: accepted)."""
-    rows = db.query("SELECT job_id, extranonce1, extranonce2, ntime, nonce, "
-                    "coalesce(error_code, 0) FROM share_events")  # fmt: skip
-    stored = Counter(tuple(line.split("|")) for line in rows.splitlines())
-    return [share for share in told if stored[share] != 1]
 
 
 def test_helm_test_passes_on_the_node(plane: NodeControlPlane) -> None:
