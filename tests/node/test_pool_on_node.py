@@ -9,8 +9,9 @@ told of, once; and what a person reads (``kubectl stratum status``, ``kubectl ge
 ``kubectl logs``, ``kubectl describe``) says so. A pod deleted while the database is down
 (the kubelet's SIGTERM and grace, a replacement on the same claim) loses and doubles no
 share a miner was told of, nor do containers the runtime kills behind the kubelet's
-back, nor a rolling update of the proxy's image under load, nor a scale-in during an
-outage (the drain Job a real pod on the orphaned claim). ``helm test`` passes on the
+back, nor a rolling update of the proxy's image under load, nor ``kubectl drain`` of
+the node (eviction through the PodDisruptionBudget), nor a scale-in during an outage
+(the drain Job a real pod on the orphaned claim). ``helm test`` passes on the
 node, and a ``backend: sqlite`` pool runs as one pod writing its database on its claim.
 One node for the module: it takes seconds to start, our images seconds to import.
 """
@@ -226,6 +227,29 @@ def test_a_rolling_update_of_the_image_under_load_loses_nothing(
     assert_told_stored_once(plane, first_pool.db, stats, at_least=600)
     plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
                timeout=60)  # fmt: skip
+
+
+def test_draining_the_node_evicts_through_the_disruption_budget(
+    plane: NodeControlPlane, node: RealNode, first_pool: RunningPool, sim_loop: SimLoop
+) -> None:
+    """``kubectl drain`` of the node under load (issue 24, scenario 6's drain): eviction
+    asks the pool's PodDisruptionBudget, which lets one proxy go and refuses the other
+    (its successor has nowhere to run: the node is cordoned); uncordoned, the pool is
+    whole again, and every share a miner was told of is stored exactly once."""
+    fleet = sim_loop.fleet(first_pool.node_port, miners=8, shares_per_s=40, duration=20,
+                           behaviour=Behaviour(keep_heard=True), host=node.network.gateway)  # fmt: skip
+    time.sleep(3)
+    drained = plane.kubectl("drain", node.name, "--ignore-daemonsets", "--delete-emptydir-data",
+                            "--timeout=20s", check=False)  # fmt: skip
+    assert "would violate the pod's disruption budget" in drained, drained
+    running = [p for p in proxy_pods(plane, "first", NAMESPACE)
+               if p.get("status", {}).get("phase") == "Running"]  # fmt: skip
+    assert len(running) == 1, "one proxy evicted, the other kept by the budget"
+    plane.kubectl("uncordon", node.name)
+    stats = fleet.result(120)
+    plane.wait("the pool Ready", lambda: status(plane, "first", NAMESPACE).get("phase") == "Ready",
+               timeout=180)  # fmt: skip
+    assert_told_stored_once(plane, first_pool.db, stats, at_least=300)
 
 
 def test_scale_in_during_an_outage_drains_the_claim_in_a_real_pod(
