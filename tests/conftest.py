@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.databases import Database, MariaDBServer, PostgresServer
+from harness.databases import Database, MariaDBServer, PostgresServer, sqlite_query
 from harness.kubernetes import ROOT, ControlPlane
 from harness.mysql import MySQLServer
 from harness.operator import OperatorProcess
@@ -53,15 +52,6 @@ def mysql() -> Iterator[MySQLServer]:
     server.destroy()
 
 
-def _sqlite_query(path: Path) -> Callable[[str], str]:
-    def query(sql: str) -> str:
-        with sqlite3.connect(path) as conn:
-            rows = conn.execute(sql).fetchall()
-        return "\n".join("\t".join("" if v is None else str(v) for v in r) for r in rows)
-
-    return query
-
-
 def make_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     name = f"t{next(_names)}"
     if kind == "postgres":
@@ -73,7 +63,7 @@ def make_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         url = server.create_database(name)
         return Database(kind, url, lambda sql: server.sql(sql, name), server)
     path = tmp_path / "shares.db"
-    return Database(kind, f"sqlite:///{path}", _sqlite_query(path))
+    return Database(kind, f"sqlite:///{path}", sqlite_query(path))
 
 
 @pytest.fixture(params=["postgres", "mariadb", "mysql", "sqlite"])

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests need from the Go module proxy, pinned, cached outside
-# the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, and Vitess's
+# the repo: etcd, kube-apiserver, kube-controller-manager, kubectl, helm, the node's
+# kubelet, kube-scheduler, kube-proxy, storage provisioner (Rancher's local-path-provisioner)
+# and cluster DNS (CoreDNS) (tests/harness/node), and Vitess's
 # vtctld, vtctldclient, vttablet and vtgate (and our vitess-check on its packages), and
 # Prometheus and promtool. Idempotent: a tool whose binary is cached is not rebuilt.
 #
@@ -17,6 +19,8 @@ ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.20.2
 VITESS_VERSION=v0.24.4
 PROMETHEUS_VERSION=v0.316.0  # the Go module of Prometheus 3.x: prometheus and promtool
+LOCAL_PATH_VERSION=v0.0.30  # Rancher's local-path provisioner: the real node's StorageClass
+COREDNS_VERSION=v1.14.7  # the real node's cluster DNS (its client-go is our Kubernetes' v0.35.4)
 
 cache="${STRATUM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stratum-operator}"
 bin="$cache/bin"
@@ -42,13 +46,17 @@ wrapper() {  # wrapper NAME VERSION PACKAGE...: a module whose tools.go imports 
   echo "$dir"
 }
 
-build_kubernetes() {
-  local tools=(kube-apiserver kube-controller-manager kubectl) need=()
-  for t in "${tools[@]}"; do fresh "$t" "$K8S_VERSION+stamped" || need+=("$t"); done
+# One wrapper module for every Kubernetes command we build, so its go.mod stays the same
+# whichever of them a call needs: the control plane's and the node's.
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler kube-proxy)
+
+build_kubernetes() {  # build_kubernetes COMMAND...: those of K8S_COMMANDS not yet cached
+  local need=()
+  for t in "$@"; do fresh "$t" "$K8S_VERSION+stamped" || need+=("$t"); done
   [ ${#need[@]} -eq 0 ] && return
   log "building ${need[*]} $K8S_VERSION (first time: several minutes)"
   local dir minor
-  dir=$(wrapper kubernetes "$K8S_VERSION" "${tools[@]/#/k8s.io/kubernetes/cmd/}")
+  dir=$(wrapper kubernetes "$K8S_VERSION" "${K8S_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
   minor="v0.${K8S_VERSION#v1.}"
   (
     cd "$dir"
@@ -115,6 +123,28 @@ build_vitess() {
   )
 }
 
+build_coredns() {
+  # our main (tools/node/coredns) over CoreDNS's packages, with the few plugins the test
+  # node's cluster DNS uses; its stamp carries a hash of that source, so an edit rebuilds
+  local src version
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/node/coredns/main.go"
+  version="$COREDNS_VERSION+$(sha256sum "$src" | cut -c1-12)"
+  fresh coredns "$version" && return
+  log "building coredns $COREDNS_VERSION"
+  local dir
+  dir=$(wrapper coredns "$COREDNS_VERSION" github.com/coredns/coredns/coremain)
+  (
+    cd "$dir"
+    # the packages used, not the module root: its main imports every plugin
+    go get "github.com/coredns/coredns/coremain@$COREDNS_VERSION" >/dev/null
+    mkdir -p cmd/coredns
+    cp "$src" cmd/coredns/main.go
+    go mod tidy
+    go build -o "$bin/coredns" ./cmd/coredns
+    stamp coredns "$version"
+  )
+}
+
 build_prometheus() {
   # the server (its web UI's assets are not built in: the API is what the tests use) and
   # promtool, for the chart's alert rules and their unit tests
@@ -137,15 +167,20 @@ build_prometheus() {
 }
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes helm vitess prometheus)
+[ ${#wanted[@]} -eq 0 ] && wanted=(etcd kubernetes kubernetes-node local-path coredns helm vitess prometheus)
 for w in "${wanted[@]}"; do
   case "$w" in
     etcd) build_simple etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
-    kubernetes) build_kubernetes ;;
+    kubernetes) build_kubernetes kube-apiserver kube-controller-manager kubectl ;;
+    # a real node (tests/harness/node): the kubelet, and the scheduler and kube-proxy it needs
+    kubernetes-node) build_kubernetes kubelet kube-scheduler kube-proxy ;;
+    coredns) build_coredns ;;
+    local-path) build_simple local-path-provisioner github.com/rancher/local-path-provisioner \
+      "$LOCAL_PATH_VERSION" github.com/rancher/local-path-provisioner ;;
     helm) build_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     vitess) build_vitess ;;
     prometheus) build_prometheus ;;
-    *) log "unknown tool $w (etcd, kubernetes, helm, vitess, prometheus)"; exit 2 ;;
+    *) log "unknown tool $w (etcd, kubernetes, kubernetes-node, local-path, coredns, helm, vitess, prometheus)"; exit 2 ;;
   esac
 done
 echo "$bin"

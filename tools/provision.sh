@@ -29,6 +29,15 @@ if [ "$scope" = all ]; then
   command -v npm >/dev/null 2>&1 || need_apt+=(npm)
   # the demo report's test opens it in a real browser (tests/harness/chromium.py)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # a real test node (tests/harness/node): the container runtime and the CNI plugins
+  # (Debian's under /usr/lib/cni), busybox for its images, nft to remove the tables
+  # iptables-nft leaves behind, gcc's static libc for its pause program
+  command -v containerd >/dev/null 2>&1 || need_apt+=(containerd)
+  command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+  [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need_apt+=(busybox-static)
+  command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+  { command -v gcc >/dev/null 2>&1 && compgen -G '/usr/lib/*/libc.a' >/dev/null; } || need_apt+=(gcc libc6-dev)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -70,7 +79,9 @@ if ! command -v go >/dev/null 2>&1; then
   echo "provision: Go is needed to build the test control plane (kube-apiserver, etcd, helm)" >&2
   exit 1
 fi
-bash "$here/tools/build-go-tools.sh" etcd kubernetes helm vitess prometheus >/dev/null
+bash "$here/tools/build-go-tools.sh" etcd kubernetes kubernetes-node local-path coredns helm vitess prometheus >/dev/null
+# the real test node's pause and busybox images, as OCI archives (seconds, then instant)
+bash "$here/tools/build-node-images.sh" >/dev/null
 # MySQL 9.7 for the mysql backend's tests and Vitess's tablets: Debian unstable's, in a
 # root of its own made with debootstrap (minutes and ~800 MB the first time, then instant)
 bash "$here/tools/build-mysql-root.sh" >/dev/null

@@ -5,26 +5,14 @@ must be the same story, share for share.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
-from harness.databases import Database
+from harness.databases import Database, db_verdicts
 from harness.proxy import ProxyProcess
 from harness.sim import SimLoop, answers
 from harness.writer import QUEUE, WriterProcess, migrate
 from stratum_sim.miners import Behaviour
-
-
-def db_verdicts(db: Database, where: str = "TRUE") -> Counter[int | None]:
-    rows = db.query(
-        f"SELECT coalesce(error_code, 0), count(*) FROM share_events WHERE {where} GROUP BY 1"
-    )
-    out: Counter[int | None] = Counter()
-    for line in rows.splitlines():
-        code, n = re.split(r"[|\t]", line)  # psql -A says |, mariadb -B a tab
-        out[None if code == "0" else int(code)] = int(n)
-    return out
 
 
 def test_every_share_the_pool_judged_is_stored_once_with_its_verdict(

@@ -5,6 +5,9 @@ from Debian's server binaries (``make provision`` installs them). No system serv
 used. A server can be killed with SIGKILL and started again on the same data and port,
 which is how the outage tests take the database away from a running writer.
 
+A PostgreSQL server can also serve a real node's pods (``PodAccess``): it listens on the
+node's bridge gateway too and admits the pod range there.
+
 Both servers refuse to run as root; when the tests run as root (CI does), the servers
 run as the packages' own ``postgres`` / ``mysql`` accounts.
 """
@@ -16,12 +19,15 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +173,15 @@ class _Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class PodAccess:
+    """Where a real node's pods reach a server on the host (the bridge's gateway) and the
+    addresses they come from (the pod range, in CIDR form)."""
+
+    address: str
+    clients: str
+
+
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
@@ -177,18 +192,23 @@ def _pg_bin(name: str) -> str:
 class PostgresServer(_Server):
     account = "postgres"
 
-    def __init__(self, *, fsync: bool = False) -> None:
+    def __init__(self, *, fsync: bool = False, pods: PodAccess | None = None) -> None:
         super().__init__()
         self.fsync = fsync
+        self.pods = pods
         self.data = self.dir / "data"
         self._run([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                    "-E", "UTF8", "--no-instructions"])  # fmt: skip
+        if pods is not None:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {pods.clients} trust\n")
         self.start()
 
     def start(self) -> None:
+        listen = ",".join(["127.0.0.1", *([self.pods.address] if self.pods else [])])
         self._spawn([
             _pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+            "-c", f"listen_addresses={listen}", "-c", f"unix_socket_directories={self.dir}",
             "-c", f"fsync={'on' if self.fsync else 'off'}", "-c", "max_connections=200",
             "-c", "shared_buffers=256MB", "-c", "max_wal_size=4GB",
         ])  # fmt: skip
@@ -198,6 +218,12 @@ class PostgresServer(_Server):
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def url_for_pods(self, database: str) -> str:
+        """The database's URL as a node's pods reach it (``pods`` given)."""
+        if self.pods is None:
+            raise ValueError("this server was started without PodAccess")
+        return f"postgresql://postgres@{self.pods.address}:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres", user: str = "postgres") -> str:
         out = subprocess.run(
@@ -310,3 +336,28 @@ class Database:
 
     def scalar(self, sql: str) -> int:
         return int(float(self.query(sql) or 0))
+
+
+def sqlite_query(path: Path) -> Callable[[str], str]:
+    """A SQLite file's query function for ``Database``: rows tab-separated, as the
+    servers' clients print them."""
+
+    def query(sql: str) -> str:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(sql).fetchall()
+        return "\n".join("\t".join("" if v is None else str(v) for v in r) for r in rows)
+
+    return query
+
+
+def db_verdicts(db: Database, where: str = "TRUE") -> Counter[int | None]:
+    """The stored shares by verdict (Stratum error code; None: accepted), as the miners'
+    answers are counted (``harness.sim.answers``)."""
+    rows = db.query(
+        f"SELECT coalesce(error_code, 0), count(*) FROM share_events WHERE {where} GROUP BY 1"
+    )
+    out: Counter[int | None] = Counter()
+    for line in rows.splitlines():
+        code, n = re.split(r"[|\t]", line)  # psql -A says |, mariadb -B a tab
+        out[None if code == "0" else int(code)] = int(n)
+    return out

@@ -33,21 +33,23 @@ class SimLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def pool(
-        self, *, network_difficulty: float = 1e6, tls: ssl.SSLContext | None = None
-    ) -> tuple[ReferencePool, str]:
+        self, *, network_difficulty: float = 1e6, tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> tuple[ReferencePool, str]:  # fmt: skip
+        """A reference pool listening at ``host`` (a real node's gateway, for its pods)."""
         pool = ReferencePool(DIFFICULTY, network_difficulty=network_difficulty)
-        port = self.run(pool.start(tls=tls))
+        port = self.run(pool.start(host, tls=tls))
         self.pools.append(pool)
-        return pool, f"stratum+{'ssl' if tls else 'tcp'}://127.0.0.1:{port}"
+        return pool, f"stratum+{'ssl' if tls else 'tcp'}://{host}:{port}"
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> None:
         self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))
 
     def fleet(
         self, port: int, miners: int, shares_per_s: float, duration: float,
-        behaviour: Behaviour | None = None,
+        behaviour: Behaviour | None = None, host: str = "127.0.0.1",
     ) -> concurrent.futures.Future[list[MinerStats]]:  # fmt: skip
-        coro = run_fleet("127.0.0.1", port, miners, shares_per_s, duration, behaviour)
+        coro = run_fleet(host, port, miners, shares_per_s, duration, behaviour)
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def close(self) -> None:

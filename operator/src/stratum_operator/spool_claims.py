@@ -176,6 +176,11 @@ async def _tend_one(
     pods = await job_status.pods_of(namespace, job_name)
     summary = _summary(pods)
     if state is JobState.COMPLETE:
+        # The Job first: its finished pod still names the claim, and Kubernetes keeps a
+        # claim any scheduled pod names (pvc-protection), however long ago the pod ended;
+        # the claim would stay Terminating, volume and all, for the Job's TTL. Should we
+        # stop between the two, the next pass drains the (empty) claim again.
+        await deleting.delete("batch/v1", "Job", namespace, job_name)
         await deleting.delete("v1", "PersistentVolumeClaim", namespace, claim_name, uid=uid)
         stored, before = summary.get("stored", "?"), summary.get("already_stored", 0)
         out.event(Reason.DRAIN_SUCCEEDED, f"{claim_name} drained: {stored} shares stored "
