@@ -13,13 +13,12 @@ from pathlib import Path
 
 from sharelog.event import POOL, SUBMITTED_AT
 from stratum_writer import database
-from stratum_writer.backends import Backend
+from stratum_writer.backends import Backend, redact
 from stratum_writer.backends.base import load_migrations
 from stratum_writer.config import WriterConfig
 from stratum_writer.deadletters import read_dead_letters
 from stratum_writer.delivery import describe
 from stratum_writer.exits import ExitCode, StartupError
-from stratum_writer.redaction import redact
 from stratum_writer.settlement import (
     SettlementRefused,
     SettleRequest,
