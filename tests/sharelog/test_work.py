@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import pytest
 
 from sharelog.work import (
@@ -14,7 +12,6 @@ from sharelog.work import (
     share_difficulty,
     swap_words,
     target_from_nbits,
-    work_units,
 )
 
 # Block 125552, the example of the Bitcoin wiki's "Block hashing algorithm".
@@ -122,18 +119,3 @@ def test_an_nbits_that_encodes_no_target_is_met_by_no_share(nbits: int) -> None:
 def test_the_largest_targets_that_fit_are_kept() -> None:
     assert target_from_nbits(0x207FFFFF) == 0x7FFFFF << (8 * 29)  # regtest's limit
     assert target_from_nbits(0x2100FFFF) == 0xFFFF << (8 * 30)  # 2**256 - 2**240
-
-
-def test_work_units_are_floor_of_difficulty_times_2_to_the_32_exactly() -> None:
-    assert work_units(1.0) == 1 << 32
-    assert work_units(0.001) == 4_294_967  # 4294967.296, floored
-    assert work_units(0.0) == 0
-    for difficulty in (1 / 3, 65536.123456789, 2.0**-33, 1e14 / 7, 2.0**64):
-        exact = Fraction(difficulty) * (1 << 32)  # the double's exact value, scaled
-        assert work_units(difficulty) == exact.numerator // exact.denominator
-
-
-def test_work_units_refuse_what_no_work_can_be_credited_for() -> None:
-    for bad in (float("nan"), float("inf"), -1.0, 2.0**64 * 2):
-        with pytest.raises(ValueError, match="no work credited"):
-            work_units(bad)

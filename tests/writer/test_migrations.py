@@ -18,8 +18,7 @@ from sharelog.synthetic import synthetic_events
 from stratum_writer.backends.base import latest_migration
 from stratum_writer.exits import ExitCode
 
-TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations",
-          "settlement_days", "settlements", "settlement_accounts")  # fmt: skip
+TABLES = ("share_events", "worker_stats_minute", "workers", "schema_migrations")
 
 
 def dialect(db: Database) -> str:

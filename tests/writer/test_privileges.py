@@ -6,7 +6,6 @@ naming what is missing. The schema is migrated by another user (the migration Jo
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from pathlib import Path
@@ -20,8 +19,6 @@ from sharelog.synthetic import synthetic_events
 from stratum_writer.backends import mysql, postgres
 from stratum_writer.exits import ExitCode
 from stratum_writer.retention.mysql import RETENTION_GRANTS
-from stratum_writer.settlement import mysql as settle_my
-from stratum_writer.settlement import postgres as settle_pg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,36 +105,3 @@ def test_retention_runs_with_exactly_its_documented_grants(
     assert report["partitions_created"] and report["partitions_dropped"], report
     assert f"p{day(0):%Y%m%d}" in report["partitions_dropped"], report
     assert db.scalar("SELECT count(*) FROM share_events") == 0
-
-
-def test_the_documented_settlement_grants_are_the_settle_jobs_own() -> None:
-    docs = (ROOT / "docs" / "settlement.md").read_text()
-    for grant in (*settle_pg.SETTLEMENT_GRANTS, *settle_my.SETTLEMENT_GRANTS):
-        assert grant in docs, f"docs/settlement.md must list: {grant}"
-
-
-def test_settlement_runs_with_exactly_its_documented_grants(
-    server_database: Database, tmp_path: Path
-) -> None:
-    """A settlement, its correction and an export, by a user holding exactly these."""
-    db = server_database
-    spool = tmp_path / "spool"
-    writer = WriterProcess(spool, db.url)
-    migrate(writer)
-    producer = SpoolProducer(spool)
-    for e in synthetic_events(2000, seed=5, start_us=1_796_083_200_000_000):  # 2026-12-01
-        producer.append(e)
-    producer.close_sync()
-    writer.start().wait_for(QUEUE, lambda v: v == 0, 60)
-    assert writer.terminate() == 0
-    grants = settle_pg.SETTLEMENT_GRANTS if db.kind == "postgres" else settle_my.SETTLEMENT_GRANTS
-    settler = WriterProcess(spool, writer_user(db, grants))
-    day = ["--pool", "demo", "--day", "2026-12-01"]
-    for reward in ("1000", "1000", "999"):  # settled, unchanged, corrected
-        out = settler.run_command("settle", *day, "--reward", reward, "--external-hashrate",
-                                  "0", "--close-anyway", "2026-12-01", "--reason", "test")  # fmt: skip
-        assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["generation"] == 2
-    export = settler.run_command("export-shares", *day)
-    assert export.returncode == 0, export.stderr
-    assert len(export.stdout.splitlines()) == 2001  # the header and every share

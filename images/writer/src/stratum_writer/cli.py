@@ -1,8 +1,5 @@
 """``stratum-writer``: run (drain the spool), migrate (apply the schema), replay (dead letters).
 
-settle splits a pool day's reward by the work done; export-shares prints the shares
-behind it (docs/settlement.md).
-
 ``drain`` empties a spool no proxy writes to any more (a claim whose pod is gone) and
 exits; it is the operator's drain Job. export-vitess and verify-vschema are steps of the
 operator's Vitess keyspace Job.
@@ -22,7 +19,7 @@ import logging
 import os
 import signal
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +39,6 @@ from stratum_writer.metrics import WriterMetrics
 from stratum_writer.redacted_output import redact_output, say
 from stratum_writer.redaction import redact
 from stratum_writer.retention import RetentionPolicy, RetentionReport
-from stratum_writer.settlement import commands
-from stratum_writer.settlement.core import PoolDay, Terms
-from stratum_writer.settlement.export import ExportFormat
 
 log = logging.getLogger("stratum_writer")
 
@@ -101,7 +95,6 @@ def _parser() -> argparse.ArgumentParser:
     retain.add_argument(
         "--summary-file", type=Path, help="also write the JSON report here (a termination log)"
     )
-    _settlement_parsers(sub)
     replay = sub.add_parser("replay", help="re-submit dead-lettered shares after a fix")
     replay.add_argument("file", type=Path)
     export = sub.add_parser(
@@ -113,40 +106,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("applied", type=Path, help="file holding 'vtctldclient GetVSchema' output")
     return p
-
-
-def _settlement_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    settle = sub.add_parser("settle", help="split a pool day's reward by the work done")
-    export = sub.add_parser("export-shares", help="the shares behind a settled day")
-    for command in (settle, export):
-        command.add_argument("--pool", required=True)
-        command.add_argument("--day", type=date.fromisoformat, required=True, metavar="DAY")
-    settle.add_argument("--reward", type=int, required=True, help="in the smallest unit")
-    settle.add_argument("--external-hashrate", type=int, required=True, help="hashes/s")
-    settle.add_argument("--day-offset-minutes", type=int, default=0, metavar="MIN",
-                        help="the pool's day: submitted_at + MIN (-720 ... +840)")  # fmt: skip
-    settle.add_argument("--fee-basis-points", type=int, default=0, metavar="BP")
-    settle.add_argument("--close-anyway", type=date.fromisoformat, metavar="DAY",
-                        help="close DAY without proof that it is complete")  # fmt: skip
-    settle.add_argument("--reason", help="why it was closed anyway (kept on record)")
-    settle.add_argument(
-        "--dead-letters", type=Path, action="append", default=[], metavar="FILE",
-        help="count the day's dead-lettered shares in FILE",
-    )  # fmt: skip
-    settle.add_argument("--summary-file", type=Path, help="also write the JSON report here")
-    export.add_argument("--user")
-    export.add_argument("--worker")
-    export.add_argument("--format", choices=[f.value for f in ExportFormat], default="csv")
-
-
-def _settle_args(args: argparse.Namespace) -> commands.SettleArgs:
-    try:
-        pool_day = PoolDay(args.pool, args.day, args.day_offset_minutes)
-        terms = Terms(args.reward, args.external_hashrate, args.fee_basis_points)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    return commands.SettleArgs(pool_day, terms, args.close_anyway, args.reason,
-                               args.dead_letters, args.summary_file)  # fmt: skip
 
 
 async def _run(config: WriterConfig, migrate_first: bool, *, drain_to: Path | None = None) -> int:
@@ -329,9 +288,7 @@ def _vitess_files(args: argparse.Namespace) -> int:
 
 # a command's own options, not settings
 _COMMAND_OPTIONS = {"config", "command", "migrate", "file", "summary_file", "down",
-                    "drop_shares", "now", "pool", "day", "reward", "external_hashrate",
-                    "day_offset_minutes", "fee_basis_points", "close_anyway", "reason",
-                    "dead_letters", "user", "worker", "format"}  # fmt: skip
+                    "drop_shares", "now"}  # fmt: skip
 
 
 def _policy(config: WriterConfig) -> RetentionPolicy:
@@ -360,13 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "retain":
             return asyncio.run(
                 database.retain(config, _policy(config), args.now, args.summary_file)
-            )
-        if args.command == "settle":
-            return asyncio.run(commands.settle(config, _settle_args(args)))
-        if args.command == "export-shares":
-            form = ExportFormat(args.format)
-            return asyncio.run(
-                commands.export(config, args.pool, args.day, args.user, args.worker, form)
             )
         if args.command == "replay":
             return asyncio.run(_replay(config, args.file))

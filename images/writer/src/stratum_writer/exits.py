@@ -14,7 +14,6 @@ class ExitCode(enum.IntEnum):
     DEAD_LETTERS_LEFT = 4  # drain: the spool is empty, dead letters remain: replay them
     SCHEMA_REFUSED = 5  # a schema newer than this writer; a down migration refused
     SPOOL_DAMAGED = 6  # drain: the spool is empty, but damaged bytes of it lie in quarantine
-    SETTLEMENT_REFUSED = 7  # settle, export-shares: refused, one line says why (nothing written)
     STOPPED_EARLY = 75  # drain stopped (SIGTERM) before the spool was empty: run it again
 
 

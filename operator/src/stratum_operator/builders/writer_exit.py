@@ -19,7 +19,6 @@ class WriterExit(enum.IntEnum):
     DEAD_LETTERS_LEFT = 4
     SCHEMA_REFUSED = 5
     SPOOL_DAMAGED = 6
-    SETTLEMENT_REFUSED = 7  # settle, export-shares (no Job of the operator runs them yet)
     STOPPED_EARLY = 75
 
 

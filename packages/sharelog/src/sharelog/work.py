@@ -14,9 +14,7 @@ travels as eight 4-byte words each byte-swapped; merkle branches are internal or
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
-from typing import Final
 
 # The target of difficulty 1 ("diff1"), as pools and miners define share difficulty.
 DIFF1_TARGET = 0x00000000FFFF0000000000000000000000000000000000000000000000000000
@@ -163,26 +161,3 @@ def hash_value(header: bytes) -> int:
 def share_difficulty(header: bytes) -> float:
     """The difficulty this header actually reached."""
     return DIFF1_TARGET / max(hash_value(header), 1)  # finite: every database can store it
-
-
-# Exact work. A share's credited work is its difficulty (the pool's, ``difficulty``, not
-# the one it happened to reach) counted in units of 2^-32 difficulty: floor(difficulty
-# x 2^32), an integer. Difficulties are stored as IEEE-754 doubles on every backend and
-# come back bit for bit; a double times 2^32 is exact (only its exponent moves), so
-# the floor is the one integer every machine computes. Floor, not rounding: no tie rule
-# to agree on, and the largest error (under one unit, 2^-32 of difficulty 1) never
-# credits work that was not done. Integer sums are then the same in any order, on any
-# backend, across Vitess shards; settlement sums them (docs/settlement.md).
-WORK_UNIT_BITS: Final = 32
-WORK_UNITS_PER_DIFFICULTY_1: Final = 1 << WORK_UNIT_BITS
-# The largest difficulty credited: 2^64 (today's Bitcoin network is near 2^47). Its
-# work, 2^96, times 2^32 shares still fits NUMERIC(39,0) (below 10^38.5 < 10^39).
-MAX_CREDITED_DIFFICULTY: Final = float(1 << 64)
-
-
-def work_units(difficulty: float) -> int:
-    """A share's exact work: floor(difficulty x 2^32). ValueError for a difficulty that
-    is not a finite number in [0, 2^64]: no work can be credited for it."""
-    if not 0.0 <= difficulty <= MAX_CREDITED_DIFFICULTY:  # NaN fails every comparison
-        raise ValueError(f"difficulty {difficulty!r} is outside [0, 2^64]: no work credited")
-    return math.floor(difficulty * WORK_UNITS_PER_DIFFICULTY_1)
